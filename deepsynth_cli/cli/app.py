@@ -1,0 +1,45 @@
+"""The root `deepsynth` app: global flags and one module per command (errors: `cli/boundary.py`)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from deepsynth_cli import __version__
+from deepsynth_cli.cli import generate
+
+app = typer.Typer(
+    name="deepsynth",
+    help="Render documents into page images and fine-tune DeepSeek-OCR-2 to summarise them.",
+    no_args_is_help=True,
+    add_completion=False,
+    # Locals in tracebacks could show a token; tracebacks only appear with DEEPSYNTH_DEBUG=1 anyway.
+    pretty_exceptions_show_locals=False,
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"deepsynth {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def root(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+    ] = False,
+) -> None:
+    """deepsynth: optical compression for summarisation."""
+
+
+app.command("generate", no_args_is_help=False)(generate.command)
+
+
+def main() -> None:
+    app(prog_name="deepsynth")
+
+
+if __name__ == "__main__":
+    main()

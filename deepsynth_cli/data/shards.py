@@ -1,0 +1,180 @@
+"""Parquet shards in the Hub-native layout, written atomically, each describing itself in its footer.
+
+Layout of one dataset folder (what `datasets.load_dataset(folder)` and the Hub auto-detect):
+
+    data/{split}-{part:05d}-of-{parts:05d}-{chunk:05d}.parquet
+
+`part`/`parts` are `--shard-index`/`--num-shards`, so machines that split the work never write the same file;
+`chunk` numbers the consecutive blocks of `rows_per_shard` source rows of that part. Every file carries its own
+accounting (source row range, rows, pages, skipped rows per reason, settings fingerprint) in the Parquet
+key-value metadata: the folder is its own resume state, and the manifest is derived from the footers.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+META_KEY = b"deepsynth"
+DATA_DIR = "data"
+_NAME = re.compile(r"^(?P<split>\w+)-(?P<part>\d{5})-of-(?P<parts>\d{5})-(?P<chunk>\d{5,})\.parquet$")
+
+# The HF `datasets` features of a row, as `datasets.Features(...).arrow_schema` writes them (a test checks they
+# agree). Written by hand so that `generate` does not import `datasets` (seconds of start-up per process).
+_HF_FEATURES = {
+    "pages": {"feature": {"_type": "Image"}, "_type": "List"},
+    "text": {"dtype": "string", "_type": "Value"},
+    "summary": {"dtype": "string", "_type": "Value"},
+    "language": {"dtype": "string", "_type": "Value"},
+    "source_dataset": {"dtype": "string", "_type": "Value"},
+    "source_split": {"dtype": "string", "_type": "Value"},
+    "source_id": {"dtype": "string", "_type": "Value"},
+    "num_pages": {"dtype": "int32", "_type": "Value"},
+    "text_tokens": {"dtype": "int32", "_type": "Value"},
+    "vision_tokens": {"dtype": "int32", "_type": "Value"},
+    "truncated": {"dtype": "bool", "_type": "Value"},
+    "dropped_chars": {"dtype": "int32", "_type": "Value"},
+}
+_IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
+ROW_SCHEMA = pa.schema(
+    [
+        ("pages", pa.list_(_IMAGE)),
+        ("text", pa.string()),
+        ("summary", pa.string()),
+        ("language", pa.string()),
+        ("source_dataset", pa.string()),
+        ("source_split", pa.string()),
+        ("source_id", pa.string()),
+        ("num_pages", pa.int32()),
+        ("text_tokens", pa.int32()),
+        ("vision_tokens", pa.int32()),
+        ("truncated", pa.bool_()),
+        ("dropped_chars", pa.int32()),
+    ],
+    metadata={b"huggingface": json.dumps({"info": {"features": _HF_FEATURES}}).encode()},
+)
+# Small row groups keep readers (and the Hub viewer) from loading hundreds of pages at once.
+ROW_GROUP_ROWS = 64
+
+
+@dataclass
+class ShardMeta:
+    """What one shard holds and which source rows it accounts for."""
+
+    split: str
+    part: int
+    parts: int
+    chunk: int
+    first_position: int  # position of its first source row within this part's stream of the split
+    positions: int  # source rows accounted for (written + skipped)
+    end: str  # "full", "exhausted" (the split ended inside this chunk) or "limit" (max_samples reached)
+    limit: int | None  # max_samples in force when end == "limit"
+    fingerprint: str
+    rows: int = 0
+    pages: int = 0
+    truncated_rows: int = 0
+    dropped_chars: int = 0
+    text_tokens: int = 0
+    vision_tokens: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+
+    def to_json(self) -> bytes:
+        return json.dumps(asdict(self), sort_keys=True).encode()
+
+    @classmethod
+    def from_json(cls, raw: bytes) -> ShardMeta:
+        return cls(**json.loads(raw))
+
+
+def shard_name(split: str, part: int, parts: int, chunk: int) -> str:
+    return f"{split}-{part:05d}-of-{parts:05d}-{chunk:05d}.parquet"
+
+
+def parse_shard_name(name: str) -> dict[str, Any] | None:
+    match = _NAME.match(name)
+    if not match:
+        return None
+    return {"split": match["split"], **{key: int(match[key]) for key in ("part", "parts", "chunk")}}
+
+
+def read_meta(path: Path) -> ShardMeta | None:
+    """The footer accounting of a shard; None for a Parquet file that deepsynth did not write."""
+    metadata = pq.read_schema(path).metadata or {}
+    raw = metadata.get(META_KEY)
+    return ShardMeta.from_json(raw) if raw else None
+
+
+def scan(folder: Path) -> dict[str, ShardMeta]:
+    """Every finished shard in a dataset folder, by file name (temporary files are ignored)."""
+    data = folder / DATA_DIR
+    found: dict[str, ShardMeta] = {}
+    if data.is_dir():
+        for path in sorted(data.glob("*.parquet")):
+            meta = read_meta(path)
+            if meta is not None:
+                found[path.name] = meta
+    return found
+
+
+def remove_partial_files(folder: Path) -> int:
+    """Delete shards a killed run left half-written. They never carry a `.parquet` suffix."""
+    removed = 0
+    data = folder / DATA_DIR
+    if data.is_dir():
+        for path in data.glob(".*.parquet.partial"):
+            path.unlink(missing_ok=True)
+            removed += 1
+    return removed
+
+
+class ShardWriter:
+    """Streams rows into `.{name}.partial`, then renames it into place: a shard is either whole or absent."""
+
+    def __init__(self, folder: Path, name: str) -> None:
+        data = folder / DATA_DIR
+        data.mkdir(parents=True, exist_ok=True)
+        self.path = data / name
+        self._partial = data / f".{name}.partial"
+        self._writer: pq.ParquetWriter | None = None
+        self._buffer: list[dict[str, Any]] = []
+
+    def add(self, row: dict[str, Any]) -> None:
+        self._buffer.append(row)
+        if len(self._buffer) >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._partial, ROW_SCHEMA, compression="none")
+        if self._buffer:
+            # Pages are PNG/WebP already; a second compression pass costs time and saves nothing.
+            self._writer.write_table(pa.Table.from_pylist(self._buffer, schema=ROW_SCHEMA))
+            self._buffer.clear()
+
+    def commit(self, meta: ShardMeta) -> Path:
+        """Finish the file with `meta` in its footer and move it into place atomically."""
+        self._flush()
+        assert self._writer is not None
+        self._writer.add_key_value_metadata({META_KEY: meta.to_json()})
+        self._writer.close()
+        self._writer = None
+        self._partial.replace(self.path)
+        return self.path
+
+    def abort(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
+        self._partial.unlink(missing_ok=True)
+
+
+def page_images(pages: Iterable[bytes]) -> list[dict[str, Any]]:
+    """Pages as HF `Image` values: bytes inline, no path (the folder must be movable)."""
+    return [{"bytes": page, "path": None} for page in pages]

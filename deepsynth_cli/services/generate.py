@@ -1,0 +1,575 @@
+"""`deepsynth generate`: stream documents, render their pages, write resumable Parquet shards.
+
+The pipeline per dataset and split:
+
+    source rows -> keep this machine's part (row index % num_shards) -> skip unusable rows (counted per reason)
+      -> render in worker processes (bounded window, results in source order) -> shard writer -> manifest
+
+Each shard holds the rows of `rows_per_shard` consecutive source positions of this part. Its footer records
+what it covers, so a rerun after a kill reuses finished shards, renders only the rest and ends with every row
+exactly once. Memory is bounded by the in-flight window and one row group, not by the dataset size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any
+
+from deepsynth_cli import __version__
+from deepsynth_cli.config import GenerateConfig, RenderConfig
+from deepsynth_cli.data import shards
+from deepsynth_cli.data.render import PageRenderer, vision_tokens_per_page
+from deepsynth_cli.data.shards import ShardMeta, ShardWriter
+from deepsynth_cli.data.sources import Document, Source, open_source
+from deepsynth_cli.data.tokens import TextTokenCounter
+from deepsynth_cli.errors import DatasetError, OutputError
+from deepsynth_cli.settings import Settings, get_settings
+
+MANIFEST = "manifest.json"
+FORMAT_VERSION = 1
+_BATCH_DOCS = 8  # documents per task sent to a worker: large enough to amortise pickling, small for ordering
+_SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
+
+
+# Events: the service reports, the CLI decides how to show it.
+@dataclass(frozen=True)
+class SplitStarted:
+    dataset: str
+    split: str
+    total: int | None  # source rows this part will go through, when known
+
+
+@dataclass(frozen=True)
+class Advanced:
+    dataset: str
+    split: str
+    documents: int  # source rows handled since the last event (rendered or skipped)
+    pages: int
+
+
+@dataclass(frozen=True)
+class ShardWritten:
+    dataset: str
+    split: str
+    path: Path
+    rows: int
+
+
+@dataclass(frozen=True)
+class Notice:
+    message: str
+
+
+Event = SplitStarted | Advanced | ShardWritten | Notice
+EventSink = Callable[[Event], None]
+
+
+@dataclass
+class SplitReport:
+    rows: int = 0
+    pages: int = 0
+    truncated_rows: int = 0
+    dropped_chars: int = 0
+    text_tokens: int = 0
+    vision_tokens: int = 0
+    skipped: dict[str, int] = field(default_factory=dict)
+    shards: int = 0
+    shards_written: int = 0
+    shards_reused: int = 0
+
+    def add(self, meta: ShardMeta) -> None:
+        self.rows += meta.rows
+        self.pages += meta.pages
+        self.truncated_rows += meta.truncated_rows
+        self.dropped_chars += meta.dropped_chars
+        self.text_tokens += meta.text_tokens
+        self.vision_tokens += meta.vision_tokens
+        for reason, count in meta.skipped.items():
+            self.skipped[reason] = self.skipped.get(reason, 0) + count
+        self.shards += 1
+
+    @property
+    def compression(self) -> float | None:
+        return round(self.text_tokens / self.vision_tokens, 3) if self.vision_tokens else None
+
+
+@dataclass
+class DatasetReport:
+    dataset: str
+    location: str
+    splits: dict[str, SplitReport] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        splits = {name: {**asdict(split), "compression": split.compression} for name, split in self.splits.items()}
+        skipped: dict[str, int] = {}
+        for split in self.splits.values():
+            for reason, count in split.skipped.items():
+                skipped[reason] = skipped.get(reason, 0) + count
+        return {
+            "dataset": self.dataset,
+            "location": self.location,
+            "rows": {name: split.rows for name, split in self.splits.items()},
+            "pages": sum(split.pages for split in self.splits.values()),
+            "truncated_rows": sum(split.truncated_rows for split in self.splits.values()),
+            "skipped": skipped,
+            "splits": splits,
+            "seconds": round(self.seconds, 3),
+        }
+
+
+@dataclass
+class GenerateReport:
+    datasets: list[DatasetReport] = field(default_factory=list)
+    preview_files: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"datasets": [report.to_dict() for report in self.datasets]}
+        if self.preview_files:
+            out["preview_files"] = [str(path) for path in self.preview_files]
+        out["seconds"] = round(self.seconds, 3)
+        return out
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Worker side: one renderer and one token counter per process, built once.
+_WORKER: tuple[PageRenderer, TextTokenCounter] | None = None
+
+
+def _init_worker(render: dict[str, Any], tokenizer: str) -> None:
+    global _WORKER
+    _WORKER = (PageRenderer(RenderConfig.model_validate(render)), TextTokenCounter(tokenizer))
+
+
+def _render_batch(batch: list[tuple[str, str] | None]) -> list[tuple[list[bytes], int, int] | None]:
+    """Render (text, language) pairs; None entries are skipped rows and stay None."""
+    assert _WORKER is not None, "worker not initialised"
+    renderer, counter = _WORKER
+    results: list[tuple[list[bytes], int, int] | None] = []
+    for item in batch:
+        if item is None:
+            results.append(None)
+            continue
+        text, language = item
+        document = renderer.render(text, language)
+        results.append((document.pages, counter.count(text), document.dropped_chars))
+    return results
+
+
+class _InProcess:
+    """The one-worker path: same functions, no process hop (and no pickling of page bytes)."""
+
+    def __init__(self, render: dict[str, Any], tokenizer: str) -> None:
+        _init_worker(render, tokenizer)
+
+    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args))
+        return future
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
+        return None
+
+
+# ---------------------------------------------------------------------------------------------------------------
+def output_split(name: str) -> str:
+    """The split name in the output layout: `val`/`dev` become `validation`; only word characters survive."""
+    name = _SPLIT_ALIASES.get(name.lower(), name)
+    return re.sub(r"\W+", "_", name).strip("_") or "train"
+
+
+def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
+    """Why a row cannot be used, or None. Reasons are counted per split, never dropped silently."""
+    text, summary = document.text.strip(), document.summary.strip()
+    if not text:
+        return "empty_text"
+    if not summary:
+        return "empty_summary"
+    if len(text) < cfg.min_text_chars:
+        return "text_too_short"
+    if len(summary) < cfg.min_summary_chars:
+        return "summary_too_short"
+    if len(summary) >= len(text):
+        return "summary_not_shorter_than_text"
+    return None
+
+
+def fingerprint(cfg: GenerateConfig, source: Source) -> str:
+    """Everything that changes what a shard contains. Shards with another fingerprint cannot be mixed in."""
+    spec = {
+        "format": FORMAT_VERSION,
+        "render": cfg.render.model_dump(mode="json"),
+        "tokenizer": cfg.tokenizer,
+        "rows_per_shard": cfg.rows_per_shard,
+        "min_text_chars": cfg.min_text_chars,
+        "min_summary_chars": cfg.min_summary_chars,
+        "text_column": cfg.text_column,
+        "summary_column": cfg.summary_column,
+        "language": source.language,
+    }
+    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _reusable(meta: ShardMeta | None, limit: int | None) -> bool:
+    """A finished shard can stand if it covers all the source rows this run asks of its chunk."""
+    if meta is None:
+        return False
+    if meta.end in ("full", "exhausted"):
+        return True
+    return limit is not None and meta.limit is not None and meta.limit >= limit
+
+
+def _positions_under(limit: int, part: int, parts: int) -> int:
+    """How many of the first `limit` source rows belong to `part` (rows are dealt round-robin)."""
+    return max(0, math.ceil((limit - part) / parts))
+
+
+def _split_done(chunks: dict[int, ShardMeta], cfg: GenerateConfig) -> bool:
+    """True when earlier shards already cover this part of the split: no need to even stream it."""
+    if cfg.max_samples is not None:
+        needed = math.ceil(_positions_under(cfg.max_samples, cfg.shard_index, cfg.num_shards) / cfg.rows_per_shard)
+    else:
+        ends = [chunk for chunk, meta in chunks.items() if meta.end == "exhausted"]
+        if not ends:
+            return False
+        needed = min(ends) + 1
+    for chunk in range(needed):
+        meta = chunks.get(chunk)
+        if not _reusable(meta, cfg.max_samples):
+            return False
+        if meta is not None and meta.end == "exhausted":
+            return True
+    return True
+
+
+def _check_existing(existing: dict[str, ShardMeta], fp: str, cfg: GenerateConfig, folder: Path) -> None:
+    for name, meta in existing.items():
+        if meta.fingerprint != fp:
+            raise OutputError(
+                f"{folder} already holds shards made with other settings ({name})",
+                hint="use the same settings to resume, or give another --out (or delete the folder) to start over",
+            )
+        if meta.parts != cfg.num_shards:
+            raise OutputError(
+                f"{folder} was generated with --num-shards {meta.parts}, not {cfg.num_shards}",
+                hint=f"rerun with --num-shards {meta.parts}, or use another --out",
+            )
+
+
+def _source_label(source: Source) -> dict[str, Any]:
+    spec = source.spec
+    if spec is None:
+        return {"name": source.name, "language": source.language}
+    return {
+        "name": source.name,
+        "key": spec.key,
+        "hub_id": spec.hub_id,
+        "config": spec.config,
+        "revision": spec.revision,
+        "text_column": spec.text_column,
+        "summary_column": spec.summary_column,
+        "language": source.language,
+        "license": spec.license,
+        "citation": spec.citation,
+    }
+
+
+def write_manifest(folder: Path, cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
+    """Summarise the folder from its shard footers (every part, every split) and write `manifest.json`."""
+    per_split: dict[str, SplitReport] = {}
+    parts: set[int] = set()
+    for meta in shards.scan(folder).values():
+        per_split.setdefault(meta.split, SplitReport()).add(meta)
+        parts.add(meta.part)
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "generator": f"deepsynth {__version__}",
+        "dataset": source.name,
+        "source": _source_label(source),
+        "fingerprint": fp,
+        "render": cfg.render.model_dump(mode="json"),
+        "model_geometry": {"vision_tokens_per_page": vision_tokens_per_page(cfg.render.page_size), "tiles": 0},
+        "tokenizer": cfg.tokenizer,
+        "rows_per_shard": cfg.rows_per_shard,
+        "num_shards": cfg.num_shards,
+        "parts_present": sorted(parts),
+        "splits": {name: {**asdict(split), "compression": split.compression} for name, split in per_split.items()},
+    }
+    path = folder / MANIFEST
+    partial = folder / f".{MANIFEST}.partial"
+    partial.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    partial.replace(path)
+    return manifest
+
+
+# ---------------------------------------------------------------------------------------------------------------
+@dataclass
+class _Item:
+    """One source row of this part, in order: a document to render, or a skipped row with its reason."""
+
+    chunk: int
+    position: int
+    document: Document
+    reason: str | None
+
+
+class _ChunkState:
+    def __init__(self, folder: Path, split: str, chunk: int, cfg: GenerateConfig, fp: str) -> None:
+        name = shards.shard_name(split, cfg.shard_index, cfg.num_shards, chunk)
+        self.writer = ShardWriter(folder, name)
+        self.meta = ShardMeta(
+            split=split,
+            part=cfg.shard_index,
+            parts=cfg.num_shards,
+            chunk=chunk,
+            first_position=chunk * cfg.rows_per_shard,
+            positions=0,
+            end="full",
+            limit=None,
+            fingerprint=fp,
+        )
+
+
+def _generate_split(
+    source: Source,
+    split: str,
+    folder: Path,
+    cfg: GenerateConfig,
+    fp: str,
+    existing: dict[int, ShardMeta],
+    pool: ProcessPoolExecutor | _InProcess,
+    window: int,
+    emit: EventSink,
+) -> SplitReport:
+    name = output_split(split)
+    report = SplitReport()
+    per_page = vision_tokens_per_page(cfg.render.page_size)
+    total = None
+    if cfg.max_samples is not None:
+        total = _positions_under(cfg.max_samples, cfg.shard_index, cfg.num_shards)
+    emit(SplitStarted(source.name, name, total))
+
+    stream_end = {"end": "exhausted"}
+
+    def items() -> Iterator[_Item]:
+        position = 0
+        for index, document in enumerate(source.documents(split)):
+            if cfg.max_samples is not None and index >= cfg.max_samples:
+                stream_end["end"] = "limit"
+                return
+            if index % cfg.num_shards != cfg.shard_index:
+                continue
+            chunk = position // cfg.rows_per_shard
+            if _reusable(existing.get(chunk), cfg.max_samples):
+                position += 1
+                continue
+            yield _Item(chunk, position, document, skip_reason(document, cfg))
+            position += 1
+
+    def batches() -> Iterator[list[_Item]]:
+        batch: list[_Item] = []
+        for item in items():
+            batch.append(item)
+            if len(batch) >= _BATCH_DOCS:
+                yield batch
+                batch = []
+        if batch:
+            yield batch
+
+    reused = {chunk: meta for chunk, meta in existing.items()}
+    current: _ChunkState | None = None
+    in_flight: deque[tuple[list[_Item], Future[Any]]] = deque()
+    feed = batches()
+
+    def submit_next() -> bool:
+        batch = next(feed, None)
+        if batch is None:
+            return False
+        payload = [None if item.reason else (item.document.text, item.document.language) for item in batch]
+        in_flight.append((batch, pool.submit(_render_batch, payload)))
+        return True
+
+    def finish(state: _ChunkState, end: str) -> None:
+        state.meta.end = end
+        state.meta.limit = cfg.max_samples if end == "limit" else None
+        path = state.writer.commit(state.meta)
+        reused.pop(state.meta.chunk, None)
+        report.add(state.meta)
+        report.shards_written += 1
+        emit(ShardWritten(source.name, name, path, state.meta.rows))
+
+    try:
+        while len(in_flight) < window and submit_next():
+            pass
+        while in_flight:
+            batch, future = in_flight.popleft()
+            results = future.result()
+            submit_next()
+            pages_now = 0
+            for item, result in zip(batch, results, strict=True):
+                if current is None or item.chunk != current.meta.chunk:
+                    if current is not None:
+                        finish(current, "full")
+                    current = _ChunkState(folder, name, item.chunk, cfg, fp)
+                meta = current.meta
+                meta.positions = item.position - meta.first_position + 1
+                if result is None:
+                    reason = item.reason or "unknown"
+                    meta.skipped[reason] = meta.skipped.get(reason, 0) + 1
+                    continue
+                pages, text_tokens, dropped = result
+                document = item.document
+                vision_tokens = per_page * len(pages)
+                current.writer.add(
+                    {
+                        "pages": shards.page_images(pages),
+                        "text": document.text,
+                        "summary": document.summary,
+                        "language": document.language,
+                        "source_dataset": source.name,
+                        "source_split": split,
+                        "source_id": document.source_id,
+                        "num_pages": len(pages),
+                        "text_tokens": text_tokens,
+                        "vision_tokens": vision_tokens,
+                        "truncated": dropped > 0,
+                        "dropped_chars": dropped,
+                    }
+                )
+                meta.rows += 1
+                meta.pages += len(pages)
+                meta.text_tokens += text_tokens
+                meta.vision_tokens += vision_tokens
+                meta.truncated_rows += dropped > 0
+                meta.dropped_chars += dropped
+                pages_now += len(pages)
+            emit(Advanced(source.name, name, len(batch), pages_now))
+        if current is not None:
+            finish(current, stream_end["end"])
+            current = None
+    finally:
+        if current is not None:  # interrupted or failed: the half-written shard goes, finished ones stay
+            current.writer.abort()
+        for _, future in in_flight:
+            future.cancel()
+
+    for meta in reused.values():
+        report.add(meta)
+        report.shards_reused += 1
+    return report
+
+
+def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRenderer) -> list[Path]:
+    """Render the first usable documents of each split to PNG files, to see what the model will see."""
+    written: list[Path] = []
+    folder = target / source.name
+    folder.mkdir(parents=True, exist_ok=True)
+    for split in cfg.splits or source.splits():
+        shown = 0
+        for index, document in enumerate(source.documents(split)):
+            if shown >= cfg.preview_docs or (cfg.max_samples is not None and index >= cfg.max_samples):
+                break
+            if skip_reason(document, cfg):
+                continue
+            rendered = renderer.render(document.text, document.language)
+            stem = re.sub(r"[^\w.-]+", "_", document.source_id)[:60]
+            for number, page in enumerate(rendered.pages, start=1):
+                suffix = "png" if cfg.render.image_format == "png" else "webp"
+                path = folder / f"{output_split(split)}-{shown:03d}-{stem}-page{number}.{suffix}"
+                path.write_bytes(page)
+                written.append(path)
+            shown += 1
+    return written
+
+
+def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settings | None = None) -> GenerateReport:
+    """Generate every dataset in `cfg`. Callable from Python; reports progress through `on_event`."""
+    emit: EventSink = on_event or (lambda event: None)
+    cfg = cfg.resolved(settings or get_settings())
+    assert cfg.out is not None and cfg.num_workers is not None
+    started = time.perf_counter()
+    report = GenerateReport()
+    sources = [
+        open_source(
+            name,
+            text_column=cfg.text_column,
+            summary_column=cfg.summary_column,
+            language=cfg.language,
+            splits=cfg.splits,
+        )
+        for name in cfg.datasets
+    ]
+
+    if cfg.preview is not None:
+        renderer = PageRenderer(cfg.render)
+        for source in sources:
+            report.preview_files += _preview(source, cfg, cfg.preview, renderer)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    render = cfg.render.model_dump(mode="json")
+    pool: ProcessPoolExecutor | _InProcess
+    if cfg.num_workers > 1:
+        # spawn: skia and the tokenizer's thread pool do not survive fork() reliably.
+        pool = ProcessPoolExecutor(
+            cfg.num_workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(render, cfg.tokenizer)
+        )
+    else:
+        pool = _InProcess(render, cfg.tokenizer)
+    window = 2 * cfg.num_workers
+    try:
+        for source in sources:
+            report.datasets.append(_generate_dataset(source, cfg, pool, window, emit))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+    report.seconds = time.perf_counter() - started
+    return report
+
+
+def _generate_dataset(
+    source: Source, cfg: GenerateConfig, pool: ProcessPoolExecutor | _InProcess, window: int, emit: EventSink
+) -> DatasetReport:
+    assert cfg.out is not None
+    started = time.perf_counter()
+    folder = cfg.out / source.name
+    fp = fingerprint(cfg, source)
+    existing = shards.scan(folder)
+    _check_existing(existing, fp, cfg, folder)
+    if shards.remove_partial_files(folder):
+        emit(Notice(f"{source.name}: removed half-written shards left by an interrupted run"))
+    report = DatasetReport(dataset=source.name, location=str(folder))
+    split_names = cfg.splits or source.splits()
+    outputs = [output_split(split) for split in split_names]
+    if len(set(outputs)) != len(outputs):
+        raise DatasetError(
+            f"{source.name}: splits {split_names} map to the same output names {outputs}",
+            hint="choose distinct splits with --split",
+        )
+    for split, name in zip(split_names, outputs, strict=True):
+        chunks = {meta.chunk: meta for meta in existing.values() if meta.split == name and meta.part == cfg.shard_index}
+        if _split_done(chunks, cfg):
+            split_report = SplitReport()
+            for meta in chunks.values():
+                split_report.add(meta)
+                split_report.shards_reused += 1
+            emit(Notice(f"{source.name}/{name}: already complete ({split_report.rows} rows), nothing to do"))
+        else:
+            if chunks:
+                emit(Notice(f"{source.name}/{name}: resuming, {len(chunks)} finished shard(s) kept"))
+            split_report = _generate_split(source, split, folder, cfg, fp, chunks, pool, window, emit)
+        report.splits[name] = split_report
+    folder.mkdir(parents=True, exist_ok=True)
+    write_manifest(folder, cfg, source, fp)
+    report.seconds = time.perf_counter() - started
+    return report

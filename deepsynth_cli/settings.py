@@ -1,0 +1,30 @@
+"""Settings from the environment and `.env`: secrets, paths and machine-wide defaults.
+
+Every variable is listed in `.env.example`. Secrets are `SecretStr`: they never print.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEEPSYNTH_", env_file=".env", extra="ignore")
+
+    data_dir: Path = Field(Path("deepsynth-data"), description="where `generate` writes and others read datasets")
+    num_workers: int = Field(1, ge=1, le=256, description="default render processes for `generate`")
+    debug: bool = Field(False, description="show tracebacks for errors")
+    hf_token: SecretStr | None = Field(
+        None, validation_alias=AliasChoices("HF_TOKEN", "DEEPSYNTH_HF_TOKEN"), description="Hugging Face token"
+    )
+    hf_username: str | None = Field(
+        None, validation_alias=AliasChoices("HF_USERNAME", "DEEPSYNTH_HF_USERNAME"), description="Hub namespace"
+    )
+
+
+def get_settings() -> Settings:
+    """Read the environment now (not at import), so tests and subprocesses see their own values."""
+    return Settings()
