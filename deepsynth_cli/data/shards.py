@@ -106,7 +106,7 @@ def parse_shard_name(name: str) -> dict[str, Any] | None:
 
 def read_meta(path: Path) -> ShardMeta | None:
     """The footer accounting of a shard; None for a Parquet file that deepsynth did not write."""
-    metadata = pq.read_schema(path).metadata or {}
+    metadata = pq.read_metadata(path).metadata or {}
     raw = metadata.get(META_KEY)
     return ShardMeta.from_json(raw) if raw else None
 

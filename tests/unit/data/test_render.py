@@ -1,0 +1,145 @@
+"""The renderer on real fonts: scripts shaped and inside the page, pagination exact, nothing lost silently."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from deepsynth_cli.config import RenderConfig
+from deepsynth_cli.data.render import PageRenderer, paragraphs_of, vision_tokens_per_page
+from deepsynth_cli.errors import RenderError
+
+ARABIC = "أعلنت الحكومة اليوم عن خطة جديدة لإصلاح نظام التعليم في البلاد، وقال الوزير إن الخطة ستنفذ على مراحل."
+HINDI = "भारत सरकार ने आज एक नई शिक्षा नीति की घोषणा की, जिसमें स्कूलों के लिए कई बदलाव शामिल हैं।"
+CHINESE = "中国政府今天宣布了一项新的教育改革计划，部长表示该计划将分阶段实施。"
+RUSSIAN = "Правительство сегодня объявило о новой реформе образования в стране."
+FRENCH = "Réforme des retraites : l'Assemblée a voté à l'unanimité, déclare le ministre."
+
+
+@pytest.fixture(scope="module")
+def renderer() -> PageRenderer:
+    return PageRenderer(RenderConfig(page_size=512, font_size=16, margin=16, max_pages=3))
+
+
+def ink(page: bytes) -> np.ndarray:
+    """Boolean mask of dark pixels; also checks the page is a lossless greyscale PNG of the right size."""
+    image = Image.open(io.BytesIO(page))
+    assert image.format == "PNG"
+    assert image.mode == "L"
+    return np.asarray(image) < 128
+
+
+def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
+    rows, cols = np.nonzero(mask)
+    return int(cols.min()), int(rows.min()), int(cols.max()), int(rows.max())
+
+
+@pytest.mark.parametrize(
+    "text,language", [(FRENCH, "fr"), (RUSSIAN, "ru"), (ARABIC, "ar"), (HINDI, "hi"), (CHINESE, "zh-Hans")]
+)
+def test_every_script_renders_inside_the_page(renderer: PageRenderer, text: str, language: str) -> None:
+    document = renderer.render(text * 3, language)
+    assert document.dropped_chars == 0
+    mask = ink(document.pages[0])
+    assert mask.shape == (512, 512)
+    assert mask.sum() > 2000, "page is (nearly) blank"
+    left, top, right, bottom = bbox(mask)
+    assert left >= 16 - 2 and top >= 16 - 2 and right <= 512 - 16 + 2 and bottom <= 512 - 16 + 2
+
+
+def _unknown_glyph_page(renderer: PageRenderer, length: int) -> np.ndarray:
+    # U+0378 is unassigned: no font has it, so this is what a missing glyph ("tofu") looks like.
+    return ink(renderer.render("\u0378" * length).pages[0])
+
+
+@pytest.mark.parametrize("word,language", [("مرحبا", "ar"), ("नमस्ते", "hi"), ("你好", "zh-Hans"), ("Привет", "ru")])
+def test_glyphs_come_from_a_real_font_not_tofu(renderer: PageRenderer, word: str, language: str) -> None:
+    shown = ink(renderer.render(word, language).pages[0])
+    tofu = _unknown_glyph_page(renderer, len(word))
+    assert shown.sum() > 0
+    assert (shown != tofu).sum() > 0.3 * max(shown.sum(), tofu.sum())
+
+
+def test_arabic_is_joined_and_right_to_left(renderer: PageRenderer) -> None:
+    joined = ink(renderer.render("مرحبا بالعالم", "ar").pages[0])
+    # ZERO WIDTH NON-JOINER between letters forbids the joined forms: shaping must change the drawing.
+    isolated = ink(renderer.render("\u200c".join("مرحبا") + " " + "\u200c".join("بالعالم"), "ar").pages[0])
+    assert bbox(joined)[2] - bbox(joined)[0] < bbox(isolated)[2] - bbox(isolated)[0]
+    # A short right-to-left paragraph hugs the right margin, not the left one.
+    left, _, right, _ = bbox(joined)
+    assert right >= 512 - 16 - 3
+    assert left > 512 // 2
+
+
+def test_latin_paragraph_starts_at_the_left_margin(renderer: PageRenderer) -> None:
+    left, _, right, _ = bbox(ink(renderer.render("Hello world", "en").pages[0]))
+    assert left <= 16 + 3
+    assert right < 512 // 2
+
+
+def test_cjk_without_spaces_wraps_over_several_lines(renderer: PageRenderer) -> None:
+    mask = ink(renderer.render(CHINESE * 4, "zh-Hans").pages[0])
+    rows_with_ink = np.flatnonzero(mask.any(axis=1))
+    line_starts = 1 + np.count_nonzero(np.diff(rows_with_ink) > 1)
+    assert line_starts >= 4
+    assert bbox(mask)[2] <= 512 - 16 + 2
+
+
+def test_long_document_uses_more_pages_and_loses_nothing(renderer: PageRenderer) -> None:
+    text = "\n".join(f"Paragraph {n}: " + "lorem ipsum dolor sit amet " * 12 for n in range(5))
+    document = renderer.render(text, "en")
+    assert len(document.pages) in (2, 3)
+    assert document.dropped_chars == 0
+    assert not document.truncated
+    assert all(ink(page).sum() > 1000 for page in document.pages)
+
+
+def test_text_beyond_the_budget_is_counted_exactly() -> None:
+    one_page = PageRenderer(RenderConfig(page_size=512, font_size=16, margin=16, max_pages=1))
+    text = " ".join(f"w{n}" for n in range(3000))
+    document = one_page.render(text, "en")
+    assert document.truncated
+    assert len(document.pages) == 1
+    kept = document.chars_total - document.dropped_chars
+    assert 0 < kept < document.chars_total
+    # What was counted as kept fits exactly: alone it needs one page and loses nothing ...
+    assert one_page.render(text[:kept], "en").dropped_chars == 0
+    # ... and one more word would not have fitted.
+    next_word_end = text.index(" ", kept + 1)
+    assert one_page.render(text[:next_word_end], "en").dropped_chars > 0
+
+
+def test_pages_are_identical_for_identical_input(renderer: PageRenderer) -> None:
+    assert renderer.render(FRENCH * 5, "fr").pages == renderer.render(FRENCH * 5, "fr").pages
+
+
+def test_webp_is_lossless() -> None:
+    png = PageRenderer(RenderConfig(page_size=256, font_size=11, margin=8)).render(FRENCH)
+    webp = PageRenderer(RenderConfig(page_size=256, font_size=11, margin=8, image_format="webp")).render(FRENCH)
+    decoded_png = np.asarray(Image.open(io.BytesIO(png.pages[0])).convert("L"))
+    decoded_webp = np.asarray(Image.open(io.BytesIO(webp.pages[0])).convert("L"))
+    assert Image.open(io.BytesIO(webp.pages[0])).format == "WEBP"
+    assert np.array_equal(decoded_png, decoded_webp)
+
+
+def test_impossible_geometry_is_refused() -> None:
+    with pytest.raises(RenderError, match="cannot hold one line"):
+        PageRenderer(RenderConfig(page_size=128, font_size=60, margin=60))
+
+
+def test_font_dir_without_fonts_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(RenderError, match=r"no \.ttf or \.otf"):
+        PageRenderer(RenderConfig(font_dirs=[tmp_path]))
+
+
+def test_paragraphs_collapse_whitespace_and_drop_blank_lines() -> None:
+    assert paragraphs_of("  a  b \n\n\t c\r\nd  ") == ["a b", "c", "d"]
+
+
+@pytest.mark.parametrize("size,tokens", [(1024, 257), (1280, 257), (768, 145), (640, 145), (512, 145)])
+def test_vision_tokens_follow_the_learned_queries(size: int, tokens: int) -> None:
+    assert vision_tokens_per_page(size) == tokens
