@@ -36,6 +36,15 @@ class RenderConfig(_Strict):
     font_dirs: list[Path] = Field(default_factory=list, description="extra folders of .ttf/.otf fonts")
 
 
+class HubConfig(_Strict):
+    """How shards travel to the Hub: a few per commit (the Hub rate-limits commits), retried with backoff."""
+
+    commit_every: int = Field(8, ge=1, le=1000, description="shards per commit")
+    commit_interval_s: float = Field(120.0, ge=0, description="commit what is ready at least this often")
+    attempts: int = Field(6, ge=1, le=50, description="tries per commit on transient errors")
+    backoff_s: float = Field(2.0, ge=0, le=600, description="first retry delay, doubled each time")
+
+
 class GenerateConfig(_Strict):
     """`deepsynth generate`: which documents to render and where the shards go."""
 
@@ -53,14 +62,20 @@ class GenerateConfig(_Strict):
     min_text_chars: int = Field(50, ge=1, description="shorter texts are skipped and counted")
     min_summary_chars: int = Field(10, ge=1, description="shorter summaries are skipped and counted")
     tokenizer: str = Field("deepseek", description="'deepseek' (shipped BPE) or a tokenizer.json / its folder")
+    store: Literal["auto", "local", "hub"] | None = Field(None, description="default: DEEPSYNTH_STORE")
+    repo_id: str | None = Field(None, description="Hub dataset repo (default: {HF_USERNAME}/deepsynth-{dataset})")
+    private: bool = Field(False, description="create the Hub repo private")
+    hub: HubConfig = Field(default_factory=lambda: HubConfig())
     preview: Path | None = Field(None, description="only write PNGs of the first documents here, no shards")
     preview_docs: int = Field(3, ge=1, le=1000, description="documents per split shown by --preview")
     render: RenderConfig = Field(default_factory=RenderConfig)
 
     @model_validator(mode="after")
-    def _shard_index_in_range(self) -> GenerateConfig:
+    def _consistent(self) -> GenerateConfig:
         if self.shard_index >= self.num_shards:
             raise ValueError(f"shard_index {self.shard_index} must be below num_shards {self.num_shards}")
+        if self.repo_id is not None and len(self.datasets) > 1:
+            raise ValueError("repo_id names one repo: give one dataset per run, or drop repo_id")
         return self
 
     def resolved(self, settings: Settings) -> GenerateConfig:
@@ -69,6 +84,7 @@ class GenerateConfig(_Strict):
             update={
                 "out": self.out or settings.data_dir,
                 "num_workers": self.num_workers or settings.num_workers,
+                "store": self.store or settings.store,
             }
         )
 

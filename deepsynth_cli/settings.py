@@ -6,6 +6,7 @@ Every variable is listed in `.env.example`. Secrets are `SecretStr`: they never 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -17,6 +18,12 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("deepsynth-data"), description="where `generate` writes and others read datasets")
     num_workers: int = Field(1, ge=1, le=256, description="default render processes for `generate`")
     debug: bool = Field(False, description="show tracebacks for errors")
+    store: Literal["auto", "local", "hub"] = Field(
+        "auto", description="where generated datasets go: auto = the Hub when HF_TOKEN and a repo are known"
+    )
+    cache_dir: Path = Field(
+        Path.home() / ".cache" / "deepsynth", description="staging area for shards on their way to the Hub"
+    )
     hf_token: SecretStr | None = Field(
         None, validation_alias=AliasChoices("HF_TOKEN", "DEEPSYNTH_HF_TOKEN"), description="Hugging Face token"
     )

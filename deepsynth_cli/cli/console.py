@@ -19,6 +19,9 @@ class Output:
         self.json_mode = json_mode
         self.out = Console(highlight=False, soft_wrap=True)
         self.err = Console(stderr=True, highlight=False, soft_wrap=True)
+        # Off a terminal rich assumes 80 columns and squeezes tables; logs and pipes can take wider lines.
+        if not self.out.is_terminal:
+            self.out.width = max(self.out.width, 120)
 
     @property
     def interactive(self) -> bool:

@@ -15,6 +15,7 @@ from deepsynth_cli.cli.options import ConfigFile, JsonOutput
 
 _RENDER = "Rendering"
 _PARTS = "Splitting the work"
+_HUB = "Hugging Face Hub"
 
 
 def command(
@@ -27,17 +28,27 @@ def command(
     ] = None,
     split: Annotated[list[str] | None, typer.Option("--split", help="Source split to render (repeatable).")] = None,
     max_samples: Annotated[int | None, typer.Option(help="Only the first N source rows of each split.")] = None,
-    out: Annotated[Path | None, typer.Option(help="Output root [default: DEEPSYNTH_DATA_DIR].")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output root (default: DEEPSYNTH_DATA_DIR).")] = None,
     text_column: Annotated[str | None, typer.Option(help="Column holding the document text.")] = None,
     summary_column: Annotated[str | None, typer.Option(help="Column holding the reference summary.")] = None,
     language: Annotated[str | None, typer.Option(help="Language code for files and Hub ids (e.g. fr, ar).")] = None,
-    num_workers: Annotated[int | None, typer.Option(help="Render processes [default: DEEPSYNTH_NUM_WORKERS].")] = None,
+    num_workers: Annotated[int | None, typer.Option(help="Render processes (default: DEEPSYNTH_NUM_WORKERS).")] = None,
     num_shards: Annotated[int | None, typer.Option(help="Machines sharing the work.", rich_help_panel=_PARTS)] = None,
     shard_index: Annotated[int | None, typer.Option(help="This machine's part.", rich_help_panel=_PARTS)] = None,
     rows_per_shard: Annotated[int | None, typer.Option(help="Source rows per Parquet file.")] = None,
     page_size: Annotated[int | None, typer.Option(help="Page side in pixels.", rich_help_panel=_RENDER)] = None,
     font_size: Annotated[float | None, typer.Option(help="Font size in pixels.", rich_help_panel=_RENDER)] = None,
     max_pages: Annotated[int | None, typer.Option(help="Page budget per document.", rich_help_panel=_RENDER)] = None,
+    store: Annotated[
+        str | None, typer.Option(help="auto, local or hub (default: DEEPSYNTH_STORE, auto).", rich_help_panel=_HUB)
+    ] = None,
+    repo_id: Annotated[
+        str | None,
+        typer.Option(help="Hub dataset repo (default: HF_USERNAME/deepsynth-DATASET).", rich_help_panel=_HUB),
+    ] = None,
+    private: Annotated[
+        bool, typer.Option("--private", help="Create the Hub repo private.", rich_help_panel=_HUB)
+    ] = False,
     preview: Annotated[
         Path | None, typer.Option(help="Write PNGs of the first documents to this folder; no shards.")
     ] = None,
@@ -64,6 +75,9 @@ def command(
             "shard_index": shard_index,
             "rows_per_shard": rows_per_shard,
             "preview": preview,
+            "store": store,
+            "repo_id": repo_id,
+            "private": private or None,
             "render.page_size": page_size,
             "render.font_size": font_size,
             "render.max_pages": max_pages,
@@ -109,14 +123,17 @@ def _show_catalogue(output: Output) -> None:
     from deepsynth_cli.services.catalogue import catalogue
     from deepsynth_cli.settings import get_settings
 
-    entries = catalogue(get_settings().data_dir)
+    result = catalogue(get_settings())
     if output.json_mode:
-        output.json({"datasets": [entry.to_dict() for entry in entries]})
+        output.json(result.to_dict())
         return
     table = Table(title="deepsynth datasets")
-    for column in ("key", "source", "language", "splits", "license", "local rows"):
+    for column in ("key", "source", "language", "splits", "license", "local rows", "Hub rows"):
         table.add_column(column)
-    for entry in entries:
+    for entry in result.entries:
         local = ", ".join(f"{split} {rows}" for split, rows in entry.local_rows.items()) or "-"
-        table.add_row(entry.key, entry.source, entry.language, " ".join(entry.splits), entry.license, local)
+        remote = ", ".join(f"{split} {rows}" for split, rows in (entry.hub_rows or {}).items()) or "-"
+        table.add_row(entry.key, entry.source, entry.language, " ".join(entry.splits), entry.license, local, remote)
     output.table(table)
+    if result.hub_status != "checked":
+        output.notice(f"Hub: {result.hub_status}")

@@ -26,6 +26,8 @@ from pathlib import Path
 from typing import IO, Any, Protocol
 from urllib.parse import quote
 
+import ijson
+
 from deepsynth_cli.data.registry import PARQUET_EXPORT, DatasetSpec, get_spec, lookup_spec
 from deepsynth_cli.errors import DatasetError
 
@@ -43,11 +45,10 @@ DEFAULT_SUMMARY_COLUMN = "summary"
 ID_COLUMN = "id"
 
 _PARQUET_BATCH_ROWS = 256  # long documents (BillSum, arXiv) make a batch tens of MB; keep it small
-_JSON_CHUNK_BYTES = 1 << 20
 _SHARD_SUFFIX = re.compile(r"[-_.]\d+(?:[-_.]of[-_.]\d+)?$")  # "train-00000-of-00003" -> "train"
 _HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[A-Za-z0-9][\w.-]*")
-_NON_WHITESPACE = re.compile(r"\S")
 _REENCODE_HINT = "re-encode the file as UTF-8 (e.g. `iconv -f latin1 -t utf-8 in.csv > out.csv`)"
+_JSON_ARRAY_HINT = "a .json file must hold one JSON array of objects, or one JSON object per line"
 
 
 @dataclass(frozen=True)
@@ -573,7 +574,8 @@ def read_rows(path: Path, text_column: str, summary_column: str) -> Generator[di
     """Stream the records of a local file as dicts, checking that both columns exist.
 
     Raises DatasetError naming the file for a missing column (listing the columns present), bytes that
-    are not UTF-8 (with byte offset and line), malformed JSON (with line) or an unreadable Parquet file.
+    are not UTF-8 (with byte offset and line; for a JSON array the text around them), malformed JSON
+    (with line; for a JSON array the text where parsing stopped) or an unreadable Parquet file.
     """
     _check_extension(path)
     suffix = path.suffix.lower()
@@ -584,14 +586,17 @@ def read_rows(path: Path, text_column: str, summary_column: str) -> Generator[di
     if suffix == ".csv":
         yield from _csv_rows(path, required)
         return
-    rows = _json_array_rows(path) if suffix == ".json" and _starts_with_bracket(path) else _jsonl_rows(path)
+    if suffix == ".json" and _starts_with_bracket(path):
+        rows, unit = _json_array_rows(path), "array element"
+    else:
+        rows, unit = _jsonl_rows(path), "line"
     try:
         first = next(rows, None)
         if first is None:
             return
-        line, row = first
+        number, row = first
         # JSON has no header: the first record stands for the file's columns.
-        _require_columns(f"{path} (line {line})", list(row), required)
+        _require_columns(f"{path} ({unit} {number})", list(row), required)
         yield row
         for _, row in rows:
             yield row
@@ -651,138 +656,79 @@ def _starts_with_bracket(path: Path) -> bool:
     return head.startswith(b"[")
 
 
-def _json_array_rows(
-    path: Path, chunk_bytes: int = _JSON_CHUNK_BYTES
-) -> Generator[tuple[int, dict[str, Any]], None, None]:
-    """(line number, object) for each element of a top-level JSON array, one element in memory at a time."""
-    yield from _JsonArrayReader(path, chunk_bytes)
+def _json_array_rows(path: Path) -> Generator[tuple[int, dict[str, Any]], None, None]:
+    """(index, object) for each element of a top-level JSON array, parsed by ijson one element at a time.
 
-
-class _JsonArrayReader:
-    """Incremental parser for `[ {...}, {...} ]`: `json.JSONDecoder.raw_decode` over a sliding buffer.
-
-    The buffer holds the element being parsed plus at most what was read ahead, so memory is bounded by the
-    largest element, not the file. No streaming JSON library is a dependency, hence this small class.
+    ijson reads the binary file in 64 KiB blocks, so memory is bounded by the largest element, not the file.
+    With `use_float=True` ijson's C backend holds numbers in a C long long or double and rejects integers
+    beyond 64 bits and floats beyond 1e308 as overflow (ICRAR/ijson#153), which `json.loads` accepts:
+    such a file is read again with exact numbers (int, and Decimal for fractions), skipping what was yielded.
     """
-
-    def __init__(self, path: Path, chunk_bytes: int) -> None:
-        self.path = path
-        self.chunks = _utf8_chunks(path, chunk_bytes)
-        self.decoder = json.JSONDecoder()
-        self.buffer = ""
-        self.pos = 0
-        self.line = 1  # line number of buffer[0]
-
-    def __iter__(self) -> Iterator[tuple[int, dict[str, Any]]]:
+    yielded = 0
+    for use_float in (True, False):
         try:
-            yield from self._elements()
-        finally:
-            self.chunks.close()
-
-    def _elements(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        if self._peek() != "[":
-            raise self._error("does not start with '['", self._line_at(self.pos))
-        self.pos += 1
-        if self._peek() == "]":
-            self.pos += 1
-        else:
-            while True:
-                self._peek()  # the element starts after the whitespace
-                line = self._line_at(self.pos)
-                value = self._value()
-                if not isinstance(value, dict):
-                    raise self._error(f"holds a JSON {type(value).__name__} where an object was expected", line)
-                yield line, value
-                separator = self._peek()
-                self.pos += 1
-                if separator == "]":
-                    break
-                if separator != ",":
-                    found = repr(separator) if separator else "end of file"
-                    raise self._error(f"expected ',' or ']' but found {found}", self._line_at(self.pos - 1))
-        if self._peek():
-            raise self._error("has data after the closing ']'", self._line_at(self.pos))
-
-    def _value(self) -> Any:
-        while True:
-            if not self._peek():
-                raise self._error("ends inside the array", self._line_at(self.pos))
-            try:
-                value, end = self.decoder.raw_decode(self.buffer, self.pos)
-            except json.JSONDecodeError as error:
-                line = self.line + error.lineno - 1  # before _fill moves the buffer's start
-                # Maybe the element continues in the next chunk; read as much again as is buffered so a
-                # huge element costs O(n log n), not O(n^2).
-                if self._fill(len(self.buffer) - self.pos):
-                    continue
-                raise self._error(f"is not valid JSON ({error.msg})", line) from None
-            # A number or literal that ends exactly at the buffer's end may continue in the next chunk.
-            if end == len(self.buffer) and self._fill(1):
+            with path.open("rb") as handle:
+                if handle.read(len(codecs.BOM_UTF8)) != codecs.BOM_UTF8:
+                    handle.seek(0)
+                for index, value in enumerate(ijson.items(handle, "item", use_float=use_float)):
+                    if index < yielded:
+                        continue
+                    if not isinstance(value, dict):
+                        raise DatasetError(
+                            f"{path}: element {index} of the JSON array (counting from 0) holds a JSON "
+                            f"{type(value).__name__}, not an object",
+                            hint=_JSON_ARRAY_HINT,
+                        )
+                    yield index, value
+                    yielded = index + 1
+            return
+        except ijson.JSONError as error:
+            problem, before, after = _ijson_error_parts(error)
+            if use_float and "overflow" in problem:
                 continue
-            self.pos = end
-            return value
+            raise _json_array_error(path, problem, before, after) from None
 
-    def _peek(self) -> str:
-        """The next non-whitespace character ("" at end of file), without consuming it."""
-        while True:
-            match = _NON_WHITESPACE.search(self.buffer, self.pos)
-            if match:
-                self.pos = match.start()
-                return self.buffer[self.pos]
-            self.pos = len(self.buffer)
-            if not self._fill(1):
-                return ""
 
-    def _fill(self, at_least: int) -> bool:
-        """Drop what was consumed, then read at least `at_least` more characters; False at end of file."""
-        if self.pos:
-            self.line += self.buffer.count("\n", 0, self.pos)
-            self.buffer = self.buffer[self.pos :]
-            self.pos = 0
-        added = 0
-        while added < max(at_least, 1):
-            chunk = next(self.chunks, None)
-            if chunk is None:
-                return added > 0
-            self.buffer += chunk
-            added += len(chunk)
-        return True
+def _ijson_error_parts(error: ijson.JSONError) -> tuple[str, str, str]:
+    """(problem, text before, text after) where ijson stopped; it gives no line number or byte offset.
 
-    def _line_at(self, pos: int) -> int:
-        return self.line + self.buffer.count("\n", 0, pos)
+    yajl's message has three lines: the problem, up to 30 bytes either side of where it stopped, and a caret
+    under that spot. Work in bytes: the context may hold bytes that are not UTF-8, which ijson leaves undecoded;
+    those come out as \\xNN.
+    """
+    detail = error.args[0] if error.args else ""
+    raw = detail if isinstance(detail, bytes) else str(detail).encode("utf-8")
+    problem, _, rest = raw.partition(b"\n")
+    context, _, caret = rest.partition(b"\n")
+    column = caret.find(b"^")
+    before, after = (context[:column], context[column:]) if column >= 0 else (context, b"")
+    if isinstance(detail, UnicodeDecodeError):  # ijson's pure-Python backend
+        problem = b"invalid UTF8"
+    return _text(problem), _text(before.lstrip()), _text(after.rstrip())
 
-    def _error(self, problem: str, line: int) -> DatasetError:
+
+def _text(raw: bytes) -> str:
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _json_array_error(path: Path, problem: str, before: str, after: str) -> DatasetError:
+    problem = problem.rstrip(".")
+    if "UTF8" in problem:
         return DatasetError(
-            f"{self.path}: the JSON array {problem} at line {line}",
-            hint="a .json file must hold one JSON array of objects, or one JSON object per line",
+            f"{path} is not valid UTF-8: ijson gives no byte offset or line, only the text around the bad "
+            f"bytes (shown as \\xNN): {before}{after}",
+            hint=f"{_REENCODE_HINT}; `iconv -f utf-8 -t utf-8 FILE > /dev/null` prints the exact position",
         )
-
-
-def _utf8_chunks(path: Path, chunk_bytes: int) -> Generator[str, None, None]:
-    """Decoded chunks of a UTF-8 file (BOM dropped); bad bytes raise DatasetError with offset and line."""
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    offset = 0  # bytes read so far
-    newlines = 0  # newlines in the bytes read so far
-    first = True
-    with path.open("rb") as handle:
-        while True:
-            raw = handle.read(chunk_bytes)
-            pending = decoder.getstate()[0]  # an incomplete character carried over from the last chunk
-            try:
-                text = decoder.decode(raw, final=not raw)
-            except UnicodeDecodeError as error:
-                data = pending + raw  # error.start indexes into this
-                line = newlines + data[: error.start].count(b"\n") + 1
-                raise _not_utf8(path, offset - len(pending) + error.start, line) from None
-            offset += len(raw)
-            newlines += raw.count(b"\n")
-            if first and text:  # tiny chunks may decode to "" until the BOM's 3 bytes are in
-                text = text.removeprefix("\ufeff")
-                first = False
-            if text:
-                yield text
-            if not raw:
-                return
+    if "premature EOF" in problem or "Incomplete JSON content" in problem:
+        return DatasetError(
+            f"{path}: the JSON array ends before its closing ']' (the file looks truncated)",
+            hint="copy or download the file again; " + _JSON_ARRAY_HINT,
+        )
+    where = f"; where ijson stopped (marked >>>; it gives no line number): {before}>>>{after}"
+    return DatasetError(
+        f"{path}: the JSON array is not valid JSON ({problem}){where if before or after else ''}",
+        hint=_JSON_ARRAY_HINT,
+    )
 
 
 def _csv_rows(path: Path, required: Sequence[str]) -> Iterator[dict[str, Any]]:

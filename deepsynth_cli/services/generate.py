@@ -18,7 +18,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -27,12 +27,14 @@ from typing import Any
 
 from deepsynth_cli import __version__
 from deepsynth_cli.config import GenerateConfig, RenderConfig
-from deepsynth_cli.data import shards
+from deepsynth_cli.data import hub, shards
+from deepsynth_cli.data.card import card_text
+from deepsynth_cli.data.hub import HubTarget
 from deepsynth_cli.data.render import PageRenderer, vision_tokens_per_page
 from deepsynth_cli.data.shards import ShardMeta, ShardWriter
 from deepsynth_cli.data.sources import Document, Source, open_source
 from deepsynth_cli.data.tokens import TextTokenCounter
-from deepsynth_cli.errors import DatasetError, OutputError
+from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.settings import Settings, get_settings
 
 MANIFEST = "manifest.json"
@@ -109,6 +111,8 @@ class DatasetReport:
     location: str
     splits: dict[str, SplitReport] = field(default_factory=dict)
     seconds: float = 0.0
+    uploaded_bytes: int = 0
+    commits: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         splits = {name: {**asdict(split), "compression": split.compression} for name, split in self.splits.items()}
@@ -124,6 +128,7 @@ class DatasetReport:
             "truncated_rows": sum(split.truncated_rows for split in self.splits.values()),
             "skipped": skipped,
             "splits": splits,
+            **({"uploaded_bytes": self.uploaded_bytes, "commits": self.commits} if self.commits else {}),
             "seconds": round(self.seconds, 3),
         }
 
@@ -285,14 +290,14 @@ def _source_label(source: Source) -> dict[str, Any]:
     }
 
 
-def write_manifest(folder: Path, cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
-    """Summarise the folder from its shard footers (every part, every split) and write `manifest.json`."""
+def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
+    """Summarise shards (every part, every split) into the manifest of a dataset folder or repo."""
     per_split: dict[str, SplitReport] = {}
     parts: set[int] = set()
-    for meta in shards.scan(folder).values():
+    for meta in metas:
         per_split.setdefault(meta.split, SplitReport()).add(meta)
         parts.add(meta.part)
-    manifest = {
+    return {
         "format_version": FORMAT_VERSION,
         "generator": f"deepsynth {__version__}",
         "dataset": source.name,
@@ -304,13 +309,27 @@ def write_manifest(folder: Path, cfg: GenerateConfig, source: Source, fp: str) -
         "rows_per_shard": cfg.rows_per_shard,
         "num_shards": cfg.num_shards,
         "parts_present": sorted(parts),
-        "splits": {name: {**asdict(split), "compression": split.compression} for name, split in per_split.items()},
+        "splits": {
+            name: {**asdict(split), "compression": split.compression}
+            for name, split in sorted(per_split.items(), key=lambda item: _split_order(item[0]))
+        },
     }
-    path = folder / MANIFEST
-    partial = folder / f".{MANIFEST}.partial"
-    partial.write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    partial.replace(path)
-    return manifest
+
+
+def _split_order(name: str) -> tuple[int, str]:
+    return ({"train": 0, "validation": 1, "test": 2}.get(name, 3), name)
+
+
+def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
+    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
+
+
+def write_dataset_files(folder: Path, manifest: dict[str, Any]) -> None:
+    """Write `manifest.json` and the dataset card `README.md` atomically: the folder is ready to push as is."""
+    for name, content in ((MANIFEST, _manifest_bytes(manifest)), ("README.md", card_text(manifest).encode())):
+        partial = folder / f".{name}.partial"
+        partial.write_bytes(content)
+        partial.replace(folder / name)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -351,6 +370,7 @@ def _generate_split(
     pool: ProcessPoolExecutor | _InProcess,
     window: int,
     emit: EventSink,
+    on_shard: Callable[[Path, ShardMeta], None] | None = None,
 ) -> SplitReport:
     name = output_split(split)
     report = SplitReport()
@@ -404,6 +424,8 @@ def _generate_split(
         state.meta.end = end
         state.meta.limit = cfg.max_samples if end == "limit" else None
         path = state.writer.commit(state.meta)
+        if on_shard is not None:
+            on_shard(path, state.meta)
         reused.pop(state.meta.chunk, None)
         report.add(state.meta)
         report.shards_written += 1
@@ -496,7 +518,9 @@ def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRe
 def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settings | None = None) -> GenerateReport:
     """Generate every dataset in `cfg`. Callable from Python; reports progress through `on_event`."""
     emit: EventSink = on_event or (lambda event: None)
-    cfg = cfg.resolved(settings or get_settings())
+    settings = settings or get_settings()
+    keep_local = cfg.out is not None  # with the Hub as the store, a local copy stays only when --out asks for it
+    cfg = cfg.resolved(settings)
     assert cfg.out is not None and cfg.num_workers is not None
     started = time.perf_counter()
     report = GenerateReport()
@@ -518,6 +542,7 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
         report.seconds = time.perf_counter() - started
         return report
 
+    stores = [_plan_store(cfg, settings, source, keep_local) for source in sources]
     render = cfg.render.model_dump(mode="json")
     pool: ProcessPoolExecutor | _InProcess
     if cfg.num_workers > 1:
@@ -529,26 +554,77 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
         pool = _InProcess(render, cfg.tokenizer)
     window = 2 * cfg.num_workers
     try:
-        for source in sources:
-            report.datasets.append(_generate_dataset(source, cfg, pool, window, emit))
+        for source, store in zip(sources, stores, strict=True):
+            report.datasets.append(_generate_dataset(source, cfg, store, pool, window, emit))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _generate_dataset(
-    source: Source, cfg: GenerateConfig, pool: ProcessPoolExecutor | _InProcess, window: int, emit: EventSink
-) -> DatasetReport:
+@dataclass
+class _Store:
+    """Where one dataset goes: a local folder, and optionally a Hub repo that the folder's shards feed."""
+
+    folder: Path
+    target: HubTarget | None = None
+    token: str | None = None
+    staging: bool = False  # the folder only holds shards until they are uploaded
+
+    def describe(self) -> str:
+        if self.target is None:
+            return f"store: local folder {self.folder}"
+        visibility = "private" if self.target.private else "public if created now"
+        copy = f"staging in {self.folder}" if self.staging else f"local copy in {self.folder}"
+        return f"store: Hub dataset repo {self.target.repo_id} ({visibility}); {copy}"
+
+
+def _plan_store(cfg: GenerateConfig, settings: Settings, source: Source, keep_local: bool) -> _Store:
+    """Decide, before any work, where this dataset goes (DEEPSYNTH_STORE / --store: auto, local or hub)."""
     assert cfg.out is not None
+    local = _Store(folder=cfg.out / source.name)
+    if cfg.store == "local":
+        return local
+    token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    repo_id = cfg.repo_id or (f"{settings.hf_username}/deepsynth-{source.name}" if settings.hf_username else None)
+    if not token or not repo_id:
+        if cfg.store == "hub":
+            missing = "HF_TOKEN" if not token else "HF_USERNAME (or --repo-id)"
+            raise ConfigError(
+                f"the store is the Hub but {missing} is not set", hint="set it in the environment or .env"
+            )
+        return local
+    target = HubTarget(repo_id=repo_id, private=cfg.private)
+    if keep_local:
+        return _Store(folder=local.folder, target=target, token=token)
+    staging = settings.cache_dir / "staging" / repo_id.replace("/", "__")
+    return _Store(folder=staging, target=target, token=token, staging=True)
+
+
+def _generate_dataset(
+    source: Source,
+    cfg: GenerateConfig,
+    store: _Store,
+    pool: ProcessPoolExecutor | _InProcess,
+    window: int,
+    emit: EventSink,
+) -> DatasetReport:
     started = time.perf_counter()
-    folder = cfg.out / source.name
+    folder = store.folder
+    emit(Notice(f"{source.name}: {store.describe()}"))
     fp = fingerprint(cfg, source)
-    existing = shards.scan(folder)
-    _check_existing(existing, fp, cfg, folder)
+    local = shards.scan(folder)
+    api: Any = None
+    remote: dict[str, dict[str, ShardMeta]] = {}
+    retry = hub.Retry(cfg.hub.attempts, cfg.hub.backoff_s, lambda message: emit(Notice(message)))
+    if store.target is not None:
+        api = hub.hub_api(store.token)
+        hub.create_repo(api, store.target, retry)
+        remote = _read_remote(api, store.target.repo_id)
+    existing = {**local, **{name: meta for name, meta in hub.all_metas_named(remote)}}
+    _check_existing(existing, fp, cfg, folder if store.target is None else Path(store.target.repo_id))
     if shards.remove_partial_files(folder):
         emit(Notice(f"{source.name}: removed half-written shards left by an interrupted run"))
-    report = DatasetReport(dataset=source.name, location=str(folder))
     split_names = cfg.splits or source.splits()
     outputs = [output_split(split) for split in split_names]
     if len(set(outputs)) != len(outputs):
@@ -556,20 +632,67 @@ def _generate_dataset(
             f"{source.name}: splits {split_names} map to the same output names {outputs}",
             hint="choose distinct splits with --split",
         )
-    for split, name in zip(split_names, outputs, strict=True):
-        chunks = {meta.chunk: meta for meta in existing.values() if meta.split == name and meta.part == cfg.shard_index}
-        if _split_done(chunks, cfg):
-            split_report = SplitReport()
-            for meta in chunks.values():
-                split_report.add(meta)
-                split_report.shards_reused += 1
-            emit(Notice(f"{source.name}/{name}: already complete ({split_report.rows} rows), nothing to do"))
-        else:
-            if chunks:
-                emit(Notice(f"{source.name}/{name}: resuming, {len(chunks)} finished shard(s) kept"))
-            split_report = _generate_split(source, split, folder, cfg, fp, chunks, pool, window, emit)
-        report.splits[name] = split_report
-    folder.mkdir(parents=True, exist_ok=True)
-    write_manifest(folder, cfg, source, fp)
+
+    uploader: hub.ShardUploader | None = None
+    if store.target is not None:
+        mine = hub.metas_of_part(remote, cfg.shard_index, cfg.num_shards)
+        uploader = hub.ShardUploader(
+            api, store.target, cfg.shard_index, cfg.num_shards, mine,
+            delete_after_upload=store.staging, commit_every=cfg.hub.commit_every,
+            commit_interval_s=cfg.hub.commit_interval_s, retry=retry,
+        )  # fmt: skip
+        # Shards finished by an earlier run whose upload did not happen (killed, or the Hub failed): send them.
+        for name, meta in sorted(local.items()):
+            if meta.part == cfg.shard_index and name not in mine:
+                uploader.submit(folder / shards.DATA_DIR / name, meta)
+
+    report = DatasetReport(dataset=source.name, location=_location(store))
+    try:
+        for split, name in zip(split_names, outputs, strict=True):
+            chunks = {m.chunk: m for m in existing.values() if m.split == name and m.part == cfg.shard_index}
+            if _split_done(chunks, cfg):
+                split_report = SplitReport()
+                for meta in chunks.values():
+                    split_report.add(meta)
+                    split_report.shards_reused += 1
+                emit(Notice(f"{source.name}/{name}: already complete ({split_report.rows} rows), nothing to do"))
+            else:
+                if chunks:
+                    emit(Notice(f"{source.name}/{name}: resuming, {len(chunks)} finished shard(s) kept"))
+                on_shard = uploader.submit if uploader is not None else None
+                split_report = _generate_split(source, split, folder, cfg, fp, chunks, pool, window, emit, on_shard)
+            report.splits[name] = split_report
+    finally:
+        if uploader is not None:
+            uploader.close()  # uploads what is finished even when rendering failed; raises HubError on failure
+
+    if store.target is None or not store.staging:
+        folder.mkdir(parents=True, exist_ok=True)
+        manifest = build_manifest(shards.scan(folder).values(), cfg, source, fp)
+        write_dataset_files(folder, manifest)
+    if store.target is not None and uploader is not None:
+        # Other machines may have committed meanwhile: read their parts again, then describe every part.
+        remote = _read_remote(api, store.target.repo_id)
+        remote[hub.part_file(cfg.shard_index, cfg.num_shards)] = uploader.committed
+        manifest = build_manifest([meta for _, meta in hub.all_metas_named(remote)], cfg, source, fp)
+        files = {MANIFEST: _manifest_bytes(manifest), "README.md": card_text(manifest).encode()}
+        hub.upload_files(
+            api, store.target, files, f"deepsynth: describe part {cfg.shard_index}/{cfg.num_shards}", retry
+        )
+        report.uploaded_bytes = uploader.bytes_uploaded
+        report.commits = uploader.commits + 1
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _read_remote(api: Any, repo_id: str) -> dict[str, dict[str, ShardMeta]]:
+    try:
+        return hub.read_parts(api, repo_id)
+    except Exception as error:
+        raise hub.explain(error, repo_id, "reading the state of") from error
+
+
+def _location(store: _Store) -> str:
+    if store.target is None:
+        return str(store.folder)
+    return f"hf://datasets/{store.target.repo_id}"

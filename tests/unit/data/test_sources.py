@@ -24,9 +24,9 @@ from deepsynth_cli.data.sources import (
     Document,
     FileSource,
     HubSource,
-    _json_array_rows,
     detokenize,
     open_source,
+    read_rows,
     split_from_filename,
 )
 from deepsynth_cli.errors import DatasetError
@@ -117,25 +117,95 @@ def test_json_file_holding_json_lines(tmp_path: Path) -> None:
     assert texts(open_source(str(path)).documents("train")) == EXPECTED
 
 
-@pytest.mark.parametrize("chunk_bytes", [1, 2, 7])
-def test_json_array_streams_across_tiny_chunks(tmp_path: Path, chunk_bytes: int) -> None:
-    # Tiny chunks split the BOM, multi-byte characters, strings and numbers: the parser must wait for more.
-    rows = [{**row, "n": 1234567, "ok": True} for row in ROWS]
+def test_json_array_rows_equal_json_loads(tmp_path: Path) -> None:
+    # ijson reads 64 KiB blocks: long multi-byte strings put block edges inside characters, strings and
+    # escapes; the BOM must be skipped; every JSON value kind must come back as json.loads gives it.
+    rows: list[dict[str, Any]] = [
+        {"text": "é" * size + "😀" * size + '\\ "quoted" \n\t\u0000 \u2028', "summary": str(size)}
+        for size in (1, 9_999, 21_847, 32_768)
+    ]
+    rows.append(
+        {
+            "text": "numbers",
+            "summary": ["a", None, True, False],
+            "numbers": [0, -7, 2**63 - 1, 1 - 2**63, 1.5, -0.25, 1e-7, 6.02e23, 1e5],
+            "nested": {"deep": [{"x": []}, {}], "empty": ""},
+        }
+    )
+    content = json.dumps(rows, ensure_ascii=False, indent=1) + "\n"
     path = tmp_path / "array.json"
-    path.write_text("\ufeff" + json.dumps(rows, ensure_ascii=False, indent=1), encoding="utf-8")
-    parsed = list(_json_array_rows(path, chunk_bytes=chunk_bytes))
-    assert [row for _, row in parsed] == rows
-    assert [line for line, _ in parsed] == [2, 9, 16]  # each element's opening line
+    path.write_bytes(b"\xef\xbb\xbf " + content.encode("utf-8"))
+    assert list(read_rows(path, "text", "summary")) == json.loads(content)
+    escaped = tmp_path / "ascii.json"  # the same rows with \\uXXXX escapes and no whitespace at all
+    escaped.write_text(json.dumps(rows, separators=(",", ":")), encoding="ascii")
+    assert list(read_rows(escaped, "text", "summary")) == json.loads(content)
 
 
-def test_json_array_malformed_element_names_its_line(tmp_path: Path) -> None:
+def test_json_array_keeps_numbers_beyond_64_bits(tmp_path: Path) -> None:
+    # json.loads accepts these; ijson's fast float mode overflows on them, so the file is read again exactly.
+    path = tmp_path / "ids.json"
+    path.write_text(
+        '[{"text": "a", "summary": "b", "score": 2.5},\n'
+        ' {"id": 123456789012345678901234567890, "text": "c", "summary": "d", "big": 1E400}]',
+        encoding="utf-8",
+    )
+    rows = list(read_rows(path, "text", "summary"))
+    assert [row["text"] for row in rows] == ["a", "c"]  # each element once, none skipped or repeated
+    assert rows[0]["score"] == 2.5 and rows[1]["id"] == 123456789012345678901234567890
+    assert float(rows[1]["big"]) == float("inf")
+    documents = list(open_source(str(path)).documents("train"))
+    assert [document.source_id for document in documents] == ["train-0", "123456789012345678901234567890"]
+
+
+def test_json_array_malformed_element_shows_where_parsing_stopped(tmp_path: Path) -> None:
     path = tmp_path / "broken.json"
     path.write_text('[\n{"text": "a", "summary": "b"},\n{"text": "c", "summary": }\n]\n', encoding="utf-8")
-    source = open_source(str(path))  # the first element is fine
+    documents = open_source(str(path)).documents("train")
+    assert next(documents).text == "a"  # the elements before the error are delivered
     with pytest.raises(DatasetError) as caught:
-        list(source.documents("train"))
+        next(documents)
+    message = caught.value.message
+    assert str(path) in message and "not valid JSON" in message
+    assert '"summary": }>>>' in message  # ijson gives no line number, only the text where it stopped
+    assert "JSON array" in caught.value.hint
+
+
+def test_json_array_truncated_file(tmp_path: Path) -> None:
+    path = tmp_path / "cut.json"
+    path.write_text('[{"text": "a", "summary": "b"}, {"text": "c", "summ', encoding="utf-8")
+    documents = open_source(str(path)).documents("train")
+    assert next(documents).text == "a"
+    with pytest.raises(DatasetError) as caught:
+        next(documents)
+    message = caught.value.message
+    assert message.startswith(f"{path}: ") and "file looks truncated" in message.removeprefix(str(path))
+
+
+def test_json_array_data_after_closing_bracket(tmp_path: Path) -> None:
+    path = tmp_path / "extra.json"
+    path.write_text('[{"text": "a", "summary": "b"}]\n{"text": "c"}', encoding="utf-8")
+    with pytest.raises(DatasetError) as caught:
+        list(open_source(str(path)).documents("train"))
+    assert str(path) in caught.value.message and "trailing garbage" in caught.value.message
+
+
+@pytest.mark.parametrize(("element", "kind"), [("3", "int"), ('"text"', "str"), ("[1]", "list"), ("null", "NoneType")])
+def test_json_array_element_that_is_not_an_object_names_its_index(tmp_path: Path, element: str, kind: str) -> None:
+    path = tmp_path / "mixed.json"
+    path.write_text(f'[{{"text": "a", "summary": "b"}}, {element}]', encoding="utf-8")
+    with pytest.raises(DatasetError) as caught:
+        list(open_source(str(path)).documents("train"))
     assert str(path) in caught.value.message
-    assert "line 3" in caught.value.message
+    assert f"element 1 of the JSON array (counting from 0) holds a JSON {kind}, not an object" in caught.value.message
+
+
+def test_json_array_missing_column_names_the_element(tmp_path: Path) -> None:
+    path = tmp_path / "cols.json"
+    path.write_text('[{"article": "x", "summary": "y"}]', encoding="utf-8")
+    with pytest.raises(DatasetError) as caught:
+        open_source(str(path))
+    assert f"{path} (array element 0) has no column 'text'" in caught.value.message
+    assert "article" in caught.value.message
 
 
 def test_csv_with_default_and_custom_columns(tmp_path: Path) -> None:
@@ -188,13 +258,11 @@ def test_missing_column_names_file_and_present_columns(tmp_path: Path, suffix: s
     assert "--text-column" in caught.value.hint
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".csv", ".json"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".csv"])
 def test_non_utf8_file_names_file_offset_and_line(tmp_path: Path, suffix: str) -> None:
     path = tmp_path / f"latin1{suffix}"
     if suffix == ".csv":
         content = "text,summary\nok,fine\ncaf\xe9,bad\n"
-    elif suffix == ".json":
-        content = '[{"text": "ok", "summary": "fine"},\n{"text": "caf\xe9", "summary": "bad"}]'
     else:
         content = '{"text": "ok", "summary": "fine"}\n{"text": "caf\xe9", "summary": "bad"}\n'
     raw = content.encode("latin-1")
@@ -207,6 +275,20 @@ def test_non_utf8_file_names_file_offset_and_line(tmp_path: Path, suffix: str) -
     assert f"offset {offset}" in message
     assert ("line 3" if suffix == ".csv" else "line 2") in message
     assert "re-encode" in caught.value.hint
+
+
+def test_non_utf8_json_array_names_file_and_shows_the_bytes(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.json"
+    path.write_bytes('[{"text": "ok", "summary": "fine"},\n{"text": "caf\xe9", "summary": "bad"}]'.encode("latin-1"))
+    documents = open_source(str(path)).documents("train")
+    assert next(documents).text == "ok"
+    with pytest.raises(DatasetError) as caught:
+        next(documents)
+    message = caught.value.message
+    assert str(path) in message and "UTF-8" in message
+    assert '"caf\\xe9"' in message  # the bad byte in its context; ijson reports no offset, and we say so
+    assert "no byte offset" in message
+    assert "re-encode" in caught.value.hint and "iconv" in caught.value.hint
 
 
 def test_malformed_json_line_names_line_number(tmp_path: Path) -> None:
@@ -503,3 +585,24 @@ def test_documents_are_streamed_lazily(tmp_path: Path) -> None:
         documents.close()
     assert first == Document("train-0", "x" * 40, "y", "und")
     assert peak < 1_000_000  # reading the whole file would take over 12 MB
+
+
+def test_json_array_is_streamed_lazily(tmp_path: Path) -> None:
+    path = tmp_path / "big.json"
+    element = json.dumps({"text": "x" * 40, "summary": "y"})
+    # ~12 MB of elements, then a broken tail: parsing the whole file first would fail before any document.
+    path.write_text("[" + ",\n".join([element] * 200_000) + ",\n{broken", encoding="utf-8")
+    documents = open_source(str(path)).documents("train")
+    tracemalloc.start()
+    try:
+        first = next(documents)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert first == Document("train-0", "x" * 40, "y", "und")
+    assert peak < 1_000_000  # reading the whole file would take over 12 MB
+    count = 1
+    with pytest.raises(DatasetError, match="not valid JSON"):
+        for _ in documents:
+            count += 1
+    assert count == 200_000  # every whole element arrives before the broken tail raises
