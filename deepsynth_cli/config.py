@@ -43,6 +43,7 @@ class HubConfig(_Strict):
     commit_interval_s: float = Field(120.0, ge=0, description="commit what is ready at least this often")
     attempts: int = Field(6, ge=1, le=50, description="tries per commit on transient errors")
     backoff_s: float = Field(2.0, ge=0, le=600, description="first retry delay, doubled each time")
+    timeout_s: float = Field(120.0, gt=0, le=3600, description="give up on a stalled network operation after this")
 
 
 class GenerateConfig(_Strict):

@@ -13,15 +13,18 @@ import pytest
 
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 
+pytest_plugins = ["tests.support.hub_fixture"]
+
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in list(os.environ):
-        if name.startswith(("DEEPSYNTH_", "HF_")) and name not in ("HF_HOME",):
+        if name.startswith(("DEEPSYNTH_", "HF_", "HUGGING_FACE_")) and name not in ("HF_HOME",):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf-home"))
+    monkeypatch.setenv("DEEPSYNTH_CACHE_DIR", str(tmp_path / "deepsynth-cache"))
     monkeypatch.chdir(tmp_path)
     yield
 

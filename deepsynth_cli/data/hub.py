@@ -42,10 +42,17 @@ def shard_path_in_repo(name: str) -> str:
     return f"{DATA_DIR}/{name}"
 
 
-def hub_api(token: str | None) -> Any:
-    """The one place that builds a Hub client. Imported lazily: huggingface_hub costs start-up time."""
-    from huggingface_hub import HfApi
+def hub_api(token: str | None, timeout_s: float = 120.0) -> Any:
+    """The one place that builds a Hub client. Imported lazily: huggingface_hub costs start-up time.
 
+    huggingface_hub's shared HTTP session waits forever by default; a stalled upload must instead fail, be
+    retried, and leave the local shards in place.
+    """
+    import httpx2
+    from huggingface_hub import HfApi, disable_progress_bars, get_session
+
+    disable_progress_bars()  # deepsynth shows its own progress; tqdm bars per file would interleave with it
+    get_session().timeout = httpx2.Timeout(timeout_s, connect=min(timeout_s, 30.0))
     return HfApi(token=token, library_name="deepsynth")
 
 

@@ -310,10 +310,17 @@ def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Sour
         "num_shards": cfg.num_shards,
         "parts_present": sorted(parts),
         "splits": {
-            name: {**asdict(split), "compression": split.compression}
-            for name, split in sorted(per_split.items(), key=lambda item: _split_order(item[0]))
+            name: _split_summary(split) for name, split in sorted(per_split.items(), key=lambda i: _split_order(i[0]))
         },
     }
+
+
+def _split_summary(split: SplitReport) -> dict[str, Any]:
+    """What a manifest says of a split: contents, not what one run happened to do."""
+    summary = asdict(split)
+    for run_only in ("shards_written", "shards_reused"):
+        summary.pop(run_only)
+    return {**summary, "compression": split.compression}
 
 
 def _split_order(name: str) -> tuple[int, str]:
@@ -421,6 +428,8 @@ def _generate_split(
         return True
 
     def finish(state: _ChunkState, end: str) -> None:
+        if state.meta.positions == cfg.rows_per_shard:
+            end = "full"  # holds every row its range can hold, whatever stopped the stream
         state.meta.end = end
         state.meta.limit = cfg.max_samples if end == "limit" else None
         path = state.writer.commit(state.meta)
@@ -618,7 +627,7 @@ def _generate_dataset(
     remote: dict[str, dict[str, ShardMeta]] = {}
     retry = hub.Retry(cfg.hub.attempts, cfg.hub.backoff_s, lambda message: emit(Notice(message)))
     if store.target is not None:
-        api = hub.hub_api(store.token)
+        api = hub.hub_api(store.token, cfg.hub.timeout_s)
         hub.create_repo(api, store.target, retry)
         remote = _read_remote(api, store.target.repo_id)
     existing = {**local, **{name: meta for name, meta in hub.all_metas_named(remote)}}
@@ -671,18 +680,34 @@ def _generate_dataset(
         manifest = build_manifest(shards.scan(folder).values(), cfg, source, fp)
         write_dataset_files(folder, manifest)
     if store.target is not None and uploader is not None:
-        # Other machines may have committed meanwhile: read their parts again, then describe every part.
-        remote = _read_remote(api, store.target.repo_id)
-        remote[hub.part_file(cfg.shard_index, cfg.num_shards)] = uploader.committed
-        manifest = build_manifest([meta for _, meta in hub.all_metas_named(remote)], cfg, source, fp)
-        files = {MANIFEST: _manifest_bytes(manifest), "README.md": card_text(manifest).encode()}
-        hub.upload_files(
-            api, store.target, files, f"deepsynth: describe part {cfg.shard_index}/{cfg.num_shards}", retry
-        )
+        described = _describe_repo(api, store.target, uploader, cfg, source, fp, retry)
         report.uploaded_bytes = uploader.bytes_uploaded
-        report.commits = uploader.commits + 1
+        report.commits = uploader.commits + described
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _describe_repo(
+    api: Any, target: HubTarget, uploader: hub.ShardUploader, cfg: GenerateConfig, source: Source, fp: str,
+    retry: hub.Retry,
+) -> int:  # fmt: skip
+    """Write manifest.json and README.md for every part in the repo, not just this machine's.
+
+    Machines splitting the work finish in any order; each one describes what it sees. Reading the parts again
+    after the upload catches a machine that committed meanwhile, so the last description covers everything.
+    """
+    described: dict[str, dict[str, ShardMeta]] | None = None
+    commits = 0
+    for _ in range(3):
+        remote = _read_remote(api, target.repo_id)
+        remote[hub.part_file(cfg.shard_index, cfg.num_shards)] = uploader.committed
+        if remote == described:
+            break
+        manifest = build_manifest([meta for _, meta in hub.all_metas_named(remote)], cfg, source, fp)
+        files = {MANIFEST: _manifest_bytes(manifest), "README.md": card_text(manifest).encode()}
+        hub.upload_files(api, target, files, f"deepsynth: describe {source.name} ({len(remote)} part(s))", retry)
+        described, commits = remote, commits + 1
+    return commits
 
 
 def _read_remote(api: Any, repo_id: str) -> dict[str, dict[str, ShardMeta]]:
