@@ -49,7 +49,8 @@ def hub_api(token: str | None, timeout_s: float = 120.0) -> Any:
     retried, and leave the local shards in place.
     """
     import httpx2
-    from huggingface_hub import HfApi, disable_progress_bars, get_session
+    from huggingface_hub import HfApi, get_session
+    from huggingface_hub.utils.tqdm import disable_progress_bars
 
     disable_progress_bars()  # deepsynth shows its own progress; tqdm bars per file would interleave with it
     get_session().timeout = httpx2.Timeout(timeout_s, connect=min(timeout_s, 30.0))
