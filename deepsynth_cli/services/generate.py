@@ -555,9 +555,12 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
     render = cfg.render.model_dump(mode="json")
     pool: ProcessPoolExecutor | _InProcess
     if cfg.num_workers > 1:
-        # spawn: skia and the tokenizer's thread pool do not survive fork() reliably.
+        # forkserver, not fork: this process may run the upload thread, and threads do not survive fork().
+        # The server imports this module once, so each worker starts without re-importing skia and pyarrow.
+        context = get_context("forkserver")
+        context.set_forkserver_preload([__name__])
         pool = ProcessPoolExecutor(
-            cfg.num_workers, mp_context=get_context("spawn"), initializer=_init_worker, initargs=(render, cfg.tokenizer)
+            cfg.num_workers, mp_context=context, initializer=_init_worker, initargs=(render, cfg.tokenizer)
         )
     else:
         pool = _InProcess(render, cfg.tokenizer)

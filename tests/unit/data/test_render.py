@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from deepsynth_cli.config import RenderConfig
-from deepsynth_cli.data.render import PageRenderer, paragraphs_of, vision_tokens_per_page
+from deepsynth_cli.data.render import PageRenderer, encode_png_gray, paragraphs_of, vision_tokens_per_page
 from deepsynth_cli.errors import RenderError
 
 ARABIC = "أعلنت الحكومة اليوم عن خطة جديدة لإصلاح نظام التعليم في البلاد، وقال الوزير إن الخطة ستنفذ على مراحل."
@@ -143,3 +143,19 @@ def test_paragraphs_collapse_whitespace_and_drop_blank_lines() -> None:
 @pytest.mark.parametrize("size,tokens", [(1024, 257), (1280, 257), (768, 145), (640, 145), (512, 145)])
 def test_vision_tokens_follow_the_learned_queries(size: int, tokens: int) -> None:
     assert vision_tokens_per_page(size) == tokens
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (7, 13), (256, 256)])
+def test_png_encoder_is_lossless_and_standard(shape: tuple[int, int]) -> None:
+    pixels = np.random.default_rng(0).integers(0, 256, size=shape, dtype=np.uint8)
+    decoded = Image.open(io.BytesIO(encode_png_gray(pixels, 1)))
+    assert decoded.format == "PNG" and decoded.mode == "L" and decoded.size == (shape[1], shape[0])
+    assert np.array_equal(np.asarray(decoded), pixels)
+
+
+def test_script_font_comes_first_in_the_chain(renderer: PageRenderer) -> None:
+    assert renderer._primary_family(HINDI) == "Noto Sans Devanagari"
+    assert renderer._primary_family(ARABIC) == "Noto Sans Arabic"
+    assert renderer._primary_family(RUSSIAN) == "Noto Sans"
+    assert renderer._primary_family("Le " + CHINESE).startswith("Noto Sans CJK")
+    assert renderer._primary_family("12, 34.") == "Noto Sans"
