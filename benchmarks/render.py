@@ -689,7 +689,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     if args.quick:
         docs, reps, baseline_docs, gen_docs, gen_reps, rss_sizes = 8, 3, 2, 48, 1, (200, 2000)
     else:
-        docs, reps, baseline_docs, gen_docs, gen_reps, rss_sizes = 40, 5, 8, 300, 5, (1000, 10000)
+        docs, reps, baseline_docs, gen_docs, gen_reps, rss_sizes = 40, 5, 8, 1000, 3, (1000, 10000)
     console = Console(highlight=False, width=120)
     started = time.perf_counter()
 

@@ -26,8 +26,8 @@ class RenderConfig(_Strict):
     """How text becomes pages. The defaults fit DeepSeek-OCR-2's 1024 px global view (256 vision tokens)."""
 
     page_size: int = Field(1024, ge=128, le=4096, description="square page side in pixels")
-    font_size: float = Field(20.0, ge=6, le=96, description="font size in pixels")
-    line_height: float = Field(1.4, ge=1.0, le=3.0, description="line spacing as a multiple of font_size")
+    font_size: float = Field(18.0, ge=6, le=96, description="font size in pixels")
+    line_height: float = Field(1.3, ge=1.0, le=3.0, description="line spacing as a multiple of font_size")
     margin: int = Field(24, ge=0, le=512, description="page margin in pixels")
     paragraph_spacing: float = Field(0.5, ge=0, le=4, description="gap between paragraphs, in lines")
     max_pages: int = Field(4, ge=1, le=64, description="page budget per document; the rest is counted as dropped")
