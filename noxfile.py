@@ -17,18 +17,21 @@ def lint(session: nox.Session) -> None:
 
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+    session.install("torch==2.13.0")
+    session.install("-e", ".[dev,train]")
     session.run("mypy")
 
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
-    session.install("-e", ".[dev]")
+    session.install("torch==2.13.0")
+    session.install("-e", ".[dev,train]")
     session.run("python", "-m", "pytest", "-m", "not gpu", *session.posargs)
 
 
 @nox.session(python="3.11")
 def fast(session: nox.Session) -> None:
     """Plain pytest: unit tests only (the default markers skip the integration tier)."""
-    session.install("-e", ".[dev]")
+    session.install("torch==2.13.0")
+    session.install("-e", ".[dev,train]")
     session.run("python", "-m", "pytest", *session.posargs)

@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from pydantic import BaseModel
 
 from deepsynth_cli.config import GenerateConfig, load_config
 from deepsynth_cli.data.registry import get_spec
 from deepsynth_cli.errors import ConfigError
+from deepsynth_cli.models.preset_config import TrainPreset
 from deepsynth_cli.settings import get_settings
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
@@ -74,13 +76,17 @@ def test_shard_index_must_be_below_num_shards() -> None:
         load_config(GenerateConfig, None, {"num_shards": 2, "shard_index": 2})
 
 
+JOB_CONFIGS: dict[str, type[BaseModel]] = {"generate": GenerateConfig, "train": TrainPreset}
+
+
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(p.parents[1])) for p in CONFIGS])
 def test_every_shipped_yaml_loads(path: Path) -> None:
-    assert path.parent.name == "generate", "a new config folder needs its job config here"
-    cfg = load_config(GenerateConfig, path)
-    assert cfg.datasets
-    for name in cfg.datasets:
-        get_spec(name)  # raises for a key the registry does not know
+    assert path.parent.name in JOB_CONFIGS, "a new config folder needs its job config here"
+    cfg = load_config(JOB_CONFIGS[path.parent.name], path)
+    if isinstance(cfg, GenerateConfig):
+        assert cfg.datasets
+        for name in cfg.datasets:
+            get_spec(name)  # raises for a key the registry does not know
 
 
 def test_there_are_shipped_configs() -> None:
