@@ -62,26 +62,27 @@ def card_text(manifest: dict[str, Any]) -> str:
     )
     origin = source.get("hub_id") or source.get("name")
     citation = source.get("citation") or ""
+    geometry = manifest.get("model_geometry", {}).get("vision_tokens_per_page")
+    config = f" (config `{source['config']}`)" if source.get("config") else ""
     body = f"""
 # {manifest["dataset"]}, rendered into page images
 
 Each row holds a document's text rendered into square page images ({render.get("page_size")} px, lossless
 {render.get("image_format", "png").upper()}, {render.get("font_size")} px Noto type), its reference summary and its
-accounting. It was made by [deepsynth](https://pypi.org/project/deepsynth/) (`{manifest.get("generator")}`) for
-fine-tuning DeepSeek-OCR-2 to summarise what it sees: {manifest.get("model_geometry", {}).get("vision_tokens_per_page")}
-vision tokens per page.
+accounting. It was made by deepsynth (`{manifest.get("generator")}`) to fine-tune DeepSeek-OCR-2 to summarise
+what it sees: {geometry} vision tokens per page.
 
-Source: `{origin}`{f" (config `{source['config']}`)" if source.get("config") else ""}, language `{language}`,
-licence: {source.get("license") or "see the source"}. The source splits are kept apart: rows of a split come only
-from the source split of the same name (`source_split` records the original name).
+Source: `{origin}`{config}, language `{language}`. Licence of the source: {source.get("license") or "see the source"}.
+Splits are kept apart: the rows of a split come only from the source split of the same name (`source_split`
+keeps the original name).
 
 | split | rows | pages | truncated rows | skipped rows | text/vision tokens |
 |---|---|---|---|---|---|
 {rows}
 
-Columns: `pages` (list of images), `text` (the whole document, also where pages ran out), `summary`, `language`,
-`source_dataset`, `source_split`, `source_id`, `num_pages`, `text_tokens`, `vision_tokens`, `truncated`,
-`dropped_chars` (characters that did not fit in {render.get("max_pages")} pages).
+Columns: `pages` (list of images), `text` (the whole document, also where the pages ran out), `summary`,
+`language`, `source_dataset`, `source_split`, `source_id`, `num_pages`, `text_tokens`, `vision_tokens`,
+`truncated`, `dropped_chars` (characters that did not fit in {render.get("max_pages")} pages).
 
 ```python
 from datasets import load_dataset
