@@ -266,10 +266,10 @@ class _TimedRenderer(PageRenderer):
 
     encode_seconds = 0.0
 
-    def _encode(self, surface: Any) -> bytes:
+    def _encode(self) -> bytes:
         started = time.perf_counter()
         try:
-            return super()._encode(surface)
+            return super()._encode()
         finally:
             self.encode_seconds += time.perf_counter() - started
 
