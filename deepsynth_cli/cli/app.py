@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from deepsynth_cli import __version__
-from deepsynth_cli.cli import generate
+from deepsynth_cli.cli import generate, train
 
 app = typer.Typer(
     name="deepsynth",
@@ -35,6 +35,7 @@ def root(
 
 
 app.command("generate", no_args_is_help=False)(generate.command)
+app.command("train", no_args_is_help=True)(train.command)
 
 
 def main() -> None:

@@ -1,0 +1,192 @@
+"""`deepsynth train`: fine-tune DeepSeek-OCR-2 (or the tiny preset) on rendered datasets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+from deepsynth_cli.cli.boundary import error_boundary
+from deepsynth_cli.cli.console import Output
+from deepsynth_cli.cli.options import ConfigFile, JsonOutput
+
+if TYPE_CHECKING:
+    from deepsynth_cli.training.events import Event
+
+_PLAIN_EVERY_S = 10.0
+_OPTIM = "Optimisation"
+_RUN = "Checkpoints and evaluation"
+
+
+def command(
+    datasets: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--datasets",
+            "-d",
+            help="Rendered datasets: names in the local store or on the Hub, folders, hf://datasets/OWNER/REPO. "
+            "`--datasets a b` and `--datasets a --datasets b` both work.",
+            show_default=False,
+        ),
+    ] = None,
+    more_datasets: Annotated[list[str] | None, typer.Argument(hidden=True, show_default=False)] = None,
+    model: Annotated[
+        str | None, typer.Option(help="Preset (deepseek-ocr-2, tiny), checkpoint folder or Hub id.")
+    ] = None,
+    output_dir: Annotated[Path | None, typer.Option(help="Checkpoints and the final model go here.")] = None,
+    max_steps: Annotated[int | None, typer.Option(help="Optimiser steps.", rich_help_panel=_OPTIM)] = None,
+    epochs: Annotated[
+        float | None, typer.Option(help="Passes over the data (instead of --max-steps).", rich_help_panel=_OPTIM)
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Rows per forward pass.", rich_help_panel=_OPTIM)] = None,
+    grad_accum_steps: Annotated[
+        int | None, typer.Option(help="Forward passes per optimiser step.", rich_help_panel=_OPTIM)
+    ] = None,
+    learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.", rich_help_panel=_OPTIM)] = None,
+    weights: Annotated[
+        list[float] | None,
+        typer.Option("--weight", help="Sampling weight per dataset, in order (repeatable).", rich_help_panel=_OPTIM),
+    ] = None,
+    precision: Annotated[
+        str | None, typer.Option(help="Mixed precision: no, bf16 or fp16.", rich_help_panel=_OPTIM)
+    ] = None,
+    lora: Annotated[
+        bool, typer.Option("--lora", help="Train LoRA adapters on the language model only.", rich_help_panel=_OPTIM)
+    ] = False,
+    seed: Annotated[int | None, typer.Option(help="Seed of weights, data order and dropout.")] = None,
+    save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.", rich_help_panel=_RUN)] = None,
+    eval_every: Annotated[
+        int | None, typer.Option(help="Evaluate on the validation split every N steps.", rich_help_panel=_RUN)
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue from the latest checkpoint in --output-dir.")
+    ] = False,
+    resume_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint folder.")] = None,
+    config: ConfigFile = None,
+    json_output: JsonOutput = False,
+) -> None:
+    """Fine-tune a model on rendered pages to write their summaries (resumable, evaluates on validation)."""
+    output = Output(json_output)
+    with error_boundary(output):
+        names = [*(datasets or []), *(more_datasets or [])]
+        overrides: dict[str, Any] = {
+            "data.datasets": names or None,
+            "data.weights": weights or None,
+            "model.model": model,
+            "output_dir": output_dir,
+            "optim.max_steps": max_steps,
+            "optim.epochs": epochs,
+            "optim.batch_size": batch_size,
+            "optim.grad_accum_steps": grad_accum_steps,
+            "optim.lr": learning_rate,
+            "optim.seed": seed,
+            "precision": precision,
+            "lora": {} if lora else None,
+            "checkpoint.every": save_every,
+            "eval.every": eval_every,
+            "resume": resume or None,
+            "resume_from": resume_from,
+        }
+        _train(output, config, overrides)
+
+
+def _train(output: Output, config: Path | None, overrides: Mapping[str, object]) -> None:
+    from deepsynth_cli.services import train
+    from deepsynth_cli.training.config import load_train_config
+
+    cfg = load_train_config(config, overrides)
+    with TrainProgress(output) as progress:
+        report = train.run(cfg, progress)
+    if report.process_index != 0:
+        return  # `accelerate launch`: the other processes trained too; process 0 speaks for the run
+    if output.json_mode:
+        output.json(report.to_dict())
+        return
+    loss = f"{report.final_loss:.4f}" if report.final_loss is not None else "-"
+    output.line(f"trained {report.steps} steps ({report.samples} samples, {report.seconds:.1f} s), final loss {loss}")
+    if report.evaluations:
+        last = report.evaluations[-1]
+        rouge = f"{last['rougeL']:.4f}" if last["rougeL"] is not None else "-"
+        output.line(f"validation at step {last['step']}: loss {last['loss']}, ROUGE-L {rouge}")
+    if report.best_checkpoint:
+        output.line(f"best checkpoint: {report.best_checkpoint}")
+    output.line(f"final model: {report.final_model}")
+
+
+class TrainProgress:
+    """Shows `train` events: a live bar with loss, lr, samples/s, tokens/s and GPU memory on a terminal, plain
+    lines elsewhere (every few seconds), nothing in JSON mode. Prints trainable/total parameters at the start."""
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._last_line = 0.0
+
+    def __enter__(self) -> TrainProgress:
+        if self.output.interactive:
+            self._progress = Progress(
+                SpinnerColumn(),
+                TextColumn("{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[stats]}"),
+                TimeElapsedColumn(),
+                console=self.output.err,
+                transient=False,
+            )
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def _say(self, message: str) -> None:
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False)
+        else:
+            self.output.notice(message)
+
+    def __call__(self, event: Event) -> None:
+        from deepsynth_cli.training.events import CheckpointSaved, Evaluated, Notice, Started, StepDone
+
+        if self.output.json_mode:
+            return
+        if isinstance(event, Started):
+            share = 100.0 * event.trainable_params / event.total_params if event.total_params else 0.0
+            self._say(
+                f"{event.model}: {event.trainable_params:,} trainable / {event.total_params:,} parameters "
+                f"({share:.2f} %) on {event.device} x{event.processes}, precision {event.precision}"
+            )
+            if event.resumed_from is not None:
+                self._say(f"resumed from {event.resumed_from} at step {event.start_step}")
+            if self._progress is not None:
+                self._task = self._progress.add_task(
+                    "training", total=event.max_steps, completed=event.start_step, stats=""
+                )
+        elif isinstance(event, StepDone):
+            memory = f" {event.memory_gib:.1f} GiB" if event.memory_gib is not None else ""
+            stats = (
+                f"loss {event.loss:.4f} lr {event.lr:.2e} {event.samples_per_s:.2f} samples/s "
+                f"{event.tokens_per_s:.0f} tok/s{memory}"
+            )
+            if self._progress is not None:
+                self._progress.update(self._task, completed=event.step, stats=stats)
+            elif time.perf_counter() - self._last_line >= _PLAIN_EVERY_S or event.step == event.max_steps:
+                self._last_line = time.perf_counter()
+                self.output.notice(f"step {event.step}/{event.max_steps}: {stats}")
+        elif isinstance(event, Evaluated):
+            loss = f"{event.loss:.4f}" if event.loss is not None else "-"
+            rouge = f"{event.rouge_l:.4f}" if event.rouge_l is not None else "-"
+            self._say(
+                f"step {event.step}: validation loss {loss}, ROUGE-L {rouge}" + (" (best)" if event.improved else "")
+            )
+        elif isinstance(event, CheckpointSaved):
+            self._say(f"saved {event.path}")
+        elif isinstance(event, Notice):
+            self._say(event.message)

@@ -1,0 +1,179 @@
+"""`TrainConfig`: what `deepsynth train` does, typed, without torch (the CLI validates it before importing torch).
+
+Precedence, lowest to highest: built-in defaults < the model preset's YAML (`configs/train/NAME.yaml`, chosen
+by `model.model` when it names a preset) < the `--config` YAML < command-line flags. Every key of a preset YAML
+(`model`, `batching`, `optim`) is also a key of `TrainConfig`, so a preset file is a valid job config.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from deepsynth_cli.config import read_yaml
+from deepsynth_cli.errors import ConfigError
+from deepsynth_cli.models.preset_config import PRESETS, BatchLimits, ModelPreset, OptimPreset
+
+PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+DEFAULT_MODEL = "deepseek-ocr-2"
+
+Precision = Literal["no", "bf16", "fp16"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Strict):
+    """Which rendered datasets feed the run and how they are mixed."""
+
+    datasets: list[str] = Field(default_factory=list, description="names resolved like `generate` writes them")
+    weights: list[float] | None = Field(None, description="sampling weight per dataset (default: equal)")
+    train_split: str = "train"
+    eval_split: str = Field("validation", description="evaluation split; never 'test'")
+    streaming: bool = Field(True, description="read shards as a stream (memory independent of the dataset size)")
+    shuffle_buffer: int = Field(
+        64,
+        ge=0,
+        le=100_000,
+        description="Hub streams: rows in the shuffle buffer; local folders shuffle row groups; 0: file order",
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> DataConfig:
+        if self.weights is not None:
+            if len(self.weights) != len(self.datasets):
+                raise ValueError(f"{len(self.weights)} weights for {len(self.datasets)} datasets")
+            if any(weight <= 0 for weight in self.weights):
+                raise ValueError("weights must be positive")
+        if self.eval_split == "test":
+            raise ValueError("the test split is for the final evaluation only: evaluate on 'validation'")
+        return self
+
+
+class TrainableConfig(_Strict):
+    """What is updated. `optim.freeze` adds module prefixes on top of these switches."""
+
+    vision_tower: bool = Field(False, description="train the vision encoder (frozen by default)")
+    projector: bool = Field(True, description="train the multi-modal projector and the view separator")
+    routed_experts: bool = Field(True, description="false freezes the MoE routed experts of the decoder")
+
+
+class LoraSettings(_Strict):
+    """LoRA on the language model only (the vision encoder has the same projection names)."""
+
+    r: int = Field(16, ge=1, le=1024)
+    alpha: int = Field(32, ge=1)
+    dropout: float = Field(0.0, ge=0, lt=1)
+    targets: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
+    )
+
+
+class TrainOptim(OptimPreset):
+    """The preset's optimisation fields plus the schedule's shape."""
+
+    min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine ends at lr * min_lr_ratio")
+    epochs: float | None = Field(None, gt=0, description="stop after this many passes (needs known sizes)")
+
+
+class EvalConfig(_Strict):
+    """Evaluation on a fixed sample of the validation split."""
+
+    every: int = Field(0, ge=0, description="evaluate every N steps (0: only at the end)")
+    rows: int = Field(16, ge=1, le=100_000, description="validation rows per dataset for the loss")
+    generate_rows: int = Field(4, ge=0, le=10_000, description="of those, rows summarised for ROUGE-L (0: none)")
+    max_new_tokens: int = Field(64, ge=1, le=4096)
+    metric: Literal["rougeL", "loss"] = Field("loss", description="what picks the best checkpoint")
+    patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
+
+
+class CheckpointConfig(_Strict):
+    every: int = Field(200, ge=1, description="save step-NNNNNN/ every N steps")
+    keep: int = Field(2, ge=1, le=10_000, description="most recent checkpoints kept (the best one is kept too)")
+
+
+class TrainConfig(_Strict):
+    """`deepsynth train`: model, data, what trains, how, and where it goes."""
+
+    model: ModelPreset = Field(default_factory=lambda: PRESETS[DEFAULT_MODEL])
+    batching: BatchLimits = Field(default_factory=BatchLimits)
+    optim: TrainOptim = Field(default_factory=TrainOptim)
+    data: DataConfig = Field(default_factory=DataConfig)
+    trainable: TrainableConfig = Field(default_factory=TrainableConfig)
+    lora: LoraSettings | None = None
+    eval: EvalConfig = Field(default_factory=EvalConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    precision: Precision = Field("no", description="accelerate mixed precision: no, bf16, fp16 (loss scaling)")
+    activation_checkpointing: bool = False
+    output_dir: Path = Path("deepsynth-runs/train")
+    resume: bool = Field(False, description="continue from the latest checkpoint in output_dir")
+    resume_from: Path | None = Field(None, description="continue from this checkpoint folder")
+    log_every: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrainConfig:
+        if not self.data.datasets:
+            raise ValueError("name at least one dataset (data.datasets, --datasets)")
+        return self
+
+
+def preset_file(name: str) -> Path | None:
+    """The YAML of a built-in preset, when this is a source checkout (a wheel ships the presets in code)."""
+    path = PRESET_DIR / f"{name}.yaml"
+    return path if name in PRESETS and path.is_file() else None
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = target.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise ConfigError(f"cannot set {dotted}: {part} is not a section", hint="check the key")
+        target = node
+    target[leaf] = value
+
+
+def load_train_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
+    """Defaults < preset YAML (by model name) < `path` < `overrides` (dotted keys; None = not given)."""
+    user: dict[str, Any] = read_yaml(path) if path else {}
+    flags: dict[str, Any] = {}
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            _set_dotted(flags, key, value)
+    chosen = _merge(user, flags)
+    model = chosen.get("model", {})
+    name = model.get("model", DEFAULT_MODEL) if isinstance(model, dict) else DEFAULT_MODEL
+    base: dict[str, Any] = {}
+    preset_path = preset_file(str(name))
+    if preset_path is not None:
+        base = read_yaml(preset_path)
+    elif name in PRESETS:
+        base = {"model": PRESETS[name].model_dump(exclude_none=True)}
+    elif isinstance(model, dict):
+        # A folder or Hub id: its own saved preset fields apply, not the default preset's.
+        base = {"model": {"model": name}}
+    data = _merge(base, chosen)
+    try:
+        return TrainConfig.model_validate(data)
+    except ValidationError as exc:
+        where = str(path) if path else "command-line options"
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc']) or '(top level)'}: {item['msg']}" for item in exc.errors()
+        )
+        raise ConfigError(
+            f"invalid configuration in {where}: {problems}", hint="fix the listed fields (see `deepsynth train --help`)"
+        ) from exc

@@ -1,0 +1,465 @@
+"""The training loop, written out: setup -> train -> save -> cleanup.
+
+One optimiser step:
+
+    next rows of the mixed stream -> grad_accum_steps micro-batches (this process's share of each)
+      -> count the target tokens of the whole step (all micro-batches, all processes)
+      -> forward + backward per micro-batch, loss = sum of token losses / tokens of the step
+      -> clip -> AdamW step -> schedule step -> maybe evaluate -> maybe checkpoint
+
+Dividing by the tokens of the whole step (not averaging micro-batch means) makes the gradient the same whatever
+the split into micro-batches and processes, which is what lets a resumed or re-batched run match. Everything the
+next step depends on (weights, optimiser, schedule, RNG, data position) is in a checkpoint, so a resumed run
+continues the same trajectory.
+
+Nothing here prints: progress goes out as events (`training/events.py`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import gc
+import math
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepsynth_cli.data.store import DatasetLocation, resolve_dataset
+from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
+from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation
+from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model, save_model
+from deepsynth_cli.settings import Settings
+from deepsynth_cli.training import checkpoint as ckpt
+from deepsynth_cli.training.config import TrainConfig
+from deepsynth_cli.training.data import DataPosition, Row, TrainStream, eval_rows, split_rows
+from deepsynth_cli.training.errors import TrainingError
+from deepsynth_cli.training.events import (
+    CheckpointSaved,
+    Evaluated,
+    EventSink,
+    Notice,
+    Started,
+    StepDone,
+    TrainReport,
+)
+from deepsynth_cli.training.optim import adamw, warmup_cosine
+from deepsynth_cli.training.trainable import add_lora, apply_freezing, count_parameters, train_mode
+
+OOM_HINT = (
+    "lower --batch-size (raise optim.grad_accum_steps to keep the effective batch), lower batching.max_pages or "
+    "max_target_tokens, set activation_checkpointing: true, or train less (lora, trainable.routed_experts: false)"
+)
+
+
+@dataclass
+class _Progress:
+    """What the state file carries between runs, besides the tensors."""
+
+    step: int = 0
+    samples: int = 0
+    tokens: int = 0
+    seconds: float = 0.0
+    losses: list[float] = field(default_factory=list)
+    evaluations: list[dict[str, Any]] = field(default_factory=list)
+    best_step: int | None = None
+    best_value: float | None = None
+    evals_without_improvement: int = 0
+    truncation: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _Progress:
+        known = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{key: value for key, value in state.items() if key in known})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Setup helpers
+
+
+def _resume_point(cfg: TrainConfig, emit: EventSink) -> Path | None:
+    if cfg.resume_from is not None:
+        ckpt.read_state(cfg.resume_from)  # raises when it is not a checkpoint
+        return cfg.resume_from
+    latest = ckpt.latest_checkpoint(cfg.output_dir)
+    if cfg.resume:
+        if latest is None:
+            emit(Notice(f"no checkpoint in {cfg.output_dir} yet: starting from the beginning"))
+        return latest
+    if latest is not None:
+        raise OutputError(
+            f"{cfg.output_dir} already holds checkpoints (latest {latest.name})",
+            hint="pass --resume to continue that run, or choose another --output-dir",
+        )
+    return None
+
+
+def _training_dtype(cfg: TrainConfig) -> str | None:
+    # Mixed precision keeps float32 master weights (autocast computes in bf16/fp16); without it the preset's
+    # dtype is used as is (pure bf16 training when the preset says bfloat16).
+    return "float32" if cfg.precision != "no" else cfg.model.dtype
+
+
+def _load(cfg: TrainConfig, resume: Path | None) -> tuple[Any, Processor, PresetInfo]:
+    dtype = _training_dtype(cfg)
+    full_weights = resume is not None and cfg.lora is None
+    spec = cfg.model.model_copy(update={"model": str(resume)}) if full_weights else cfg.model
+    model, processor, info = load_model(spec, dtype=dtype, seed=cfg.optim.seed)  # type: ignore[arg-type]
+    if full_weights:
+        info = dataclasses.replace(info, name=cfg.model.model, source=cfg.model.model)
+    if cfg.lora is not None:
+        model = add_lora(model, cfg.lora)
+        if resume is not None:
+            from peft import set_peft_model_state_dict
+            from safetensors.torch import load_file
+
+            set_peft_model_state_dict(model, load_file(str(resume / "adapter_model.safetensors")))
+    apply_freezing(model, cfg)
+    if cfg.activation_checkpointing:
+        model.activation_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    return model, processor, info
+
+
+def _max_steps(cfg: TrainConfig, locations: Sequence[DatasetLocation], processes: int) -> int:
+    if cfg.optim.epochs is None:
+        return cfg.optim.max_steps
+    sizes = [split_rows(location, cfg.data.train_split) for location in locations]
+    if any(size is None for size in sizes):
+        raise ConfigError(
+            "--epochs needs the size of every training split, and a Hub dataset's is not known here",
+            hint="use --max-steps instead",
+        )
+    per_step = cfg.optim.batch_size * cfg.optim.grad_accum_steps * processes
+    return max(1, math.ceil(cfg.optim.epochs * sum(size or 0 for size in sizes) / per_step))
+
+
+def _eval_sets(
+    cfg: TrainConfig, locations: Sequence[DatasetLocation], settings: Settings, emit: EventSink
+) -> list[Row]:
+    if cfg.eval.every == 0:
+        return []
+    rows: list[Row] = []
+    for location in locations:
+        try:
+            rows.extend(eval_rows(location, cfg.data.eval_split, settings, cfg.eval.rows))
+        except DatasetError as error:
+            emit(Notice(f"{location.name}: no {cfg.data.eval_split} split to evaluate on ({error.message})"))
+    if not rows:
+        emit(Notice("no validation rows: evaluation is off for this run"))
+    return rows
+
+
+@contextlib.contextmanager
+def _out_of_memory() -> Iterator[None]:
+    try:
+        yield
+    except torch.OutOfMemoryError as error:
+        raise TrainingError("out of memory on the accelerator during training", hint=OOM_HINT) from error
+
+
+def _label_tokens(batch: Batch) -> int:
+    # The loss shifts labels by one; the first position is always a prompt token (-100), so this is that count.
+    return int((batch.inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Evaluation
+
+
+def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
+    for start in range(0, len(rows), size):
+        yield rows[start : start + size]
+
+
+@torch.no_grad()
+def evaluate(
+    model: Any, batcher: Batcher, rows: Sequence[Row], cfg: TrainConfig, device: torch.device
+) -> tuple[float | None, float | None]:
+    """Validation loss (token-weighted) over `rows` and mean ROUGE-L F1 of greedy summaries of the first
+    `eval.generate_rows` of them."""
+    from deepsynth_cli.evaluation.rouge import score
+
+    model.eval()
+    dtype = _pixel_dtype(model)
+    loss_sum, tokens = 0.0, 0
+    for chunk in _chunks(rows, cfg.optim.batch_size):
+        batch = batcher(chunk).to(device, dtype=dtype)
+        count = _label_tokens(batch)
+        if count:
+            out = model(**batch.inputs, num_items_in_batch=count)
+            loss_sum += float(out.loss) * count
+            tokens += count
+    rouge: float | None = None
+    sample = rows[: cfg.eval.generate_rows]
+    if sample:
+        tokenizer = batcher.processor.tokenizer
+        f1s: list[float] = []
+        for chunk in _chunks(sample, cfg.optim.batch_size):
+            batch = batcher.generation_inputs(chunk).to(device, dtype=dtype)
+            generated = model.generate(**batch.inputs, max_new_tokens=cfg.eval.max_new_tokens, do_sample=False)
+            texts = tokenizer.batch_decode(generated[:, batch.inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+            for row, text in zip(chunk, texts, strict=True):
+                (scores,) = score([(text.strip(), str(row.get("summary") or ""))], str(row.get("language") or "en"))
+                f1s.append(scores["rougeL"].f1)
+        rouge = sum(f1s) / len(f1s)
+    train_mode(model)
+    return (loss_sum / tokens if tokens else None), rouge
+
+
+def _pixel_dtype(model: Any) -> torch.dtype:
+    # The vision tower does not cast its input: pixels go in the dtype of its weights.
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return next(base.model.vision_tower.parameters()).dtype  # type: ignore[no-any-return]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The run
+
+
+def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
+    """Train as `cfg` says; return what happened. Raises domain errors for what the user can fix."""
+    from accelerate import Accelerator
+    from accelerate.utils import DistributedDataParallelKwargs, set_seed
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Writing model shards" bars on stderr: the CLI owns the console
+
+    # ---- setup -------------------------------------------------------------------------------------------
+    started = time.perf_counter()
+    # MoE: an expert that no token was routed to in a step has no gradient; DDP must not wait for it.
+    ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
+    accelerator = Accelerator(mixed_precision=cfg.precision, kwargs_handlers=[ddp])
+    main = accelerator.is_main_process
+    say: EventSink = emit if main else (lambda event: None)
+    processes, rank = accelerator.num_processes, accelerator.process_index
+    set_seed(cfg.optim.seed)
+
+    resume = _resume_point(cfg, say)
+    locations = [resolve_dataset(name, settings) for name in cfg.data.datasets]
+    max_steps = _max_steps(cfg, locations, processes)
+    model, processor, info = _load(cfg, resume)
+    counts = count_parameters(model.parameters())
+    batcher = Batcher.from_limits(processor, info, cfg.batching)
+    optimizer = adamw(model.named_parameters(), cfg.optim.lr, cfg.optim.weight_decay)
+    scheduler = warmup_cosine(
+        optimizer, warmup_steps=cfg.optim.warmup_steps, max_steps=max_steps, min_lr_ratio=cfg.optim.min_lr_ratio
+    )
+    # The scheduler is stepped here, not prepared: accelerate's wrapper steps it once per process.
+    model, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(model)
+    train_mode(model)
+    trainable = [param for param in model.parameters() if param.requires_grad]
+
+    progress = _Progress()
+    position = DataPosition()
+    if resume is not None:
+        state = ckpt.read_state(resume)
+        progress = _Progress.from_state(state)
+        position = DataPosition.from_dict(state["data_position"])
+        ckpt.load_training_state(resume, optimizer, scheduler, accelerator.scaler)  # RNG last: nothing after it
+    stream = TrainStream(
+        locations,
+        settings,
+        split=cfg.data.train_split,
+        weights=cfg.data.weights,
+        streaming=cfg.data.streaming,
+        seed=cfg.optim.seed,
+        shuffle_buffer=cfg.data.shuffle_buffer,
+        position=position,
+    )
+    validation = _eval_sets(cfg, locations, settings, say)
+    truncation_before = Truncation(**progress.truncation)  # all processes, up to the checkpoint resumed from
+    truncation = Truncation()  # this process, this run
+
+    def truncation_total() -> dict[str, int]:
+        # A collective: every process calls it (checkpoints and the end are reached by all).
+        local = torch.tensor(list(truncation.to_dict().values()), device=accelerator.device)
+        summed = accelerator.reduce(local, reduction="sum")
+        total = Truncation(**dict(zip(truncation.to_dict(), (int(value) for value in summed), strict=True)))
+        total += truncation_before
+        return total.to_dict()
+
+    start_step = progress.step
+    saved: list[Path] = []
+    say(
+        Started(
+            model=cfg.model.model,
+            datasets=[location.name for location in locations],
+            trainable_params=counts.trainable,
+            total_params=counts.total,
+            max_steps=max_steps,
+            start_step=start_step,
+            resumed_from=resume,
+            device=str(accelerator.device),
+            processes=processes,
+            precision=cfg.precision,
+        )
+    )
+
+    def save_weights(folder: Path) -> None:
+        if cfg.lora is not None:
+            unwrapped.save_pretrained(folder)  # the adapter only; the base is the preset's
+            processor.save_pretrained(folder)
+            info.save(folder)
+        else:
+            save_model(unwrapped, processor, info, folder)
+
+    def save_checkpoint(step: int) -> Path:
+        root = cfg.output_dir
+        path = root / ckpt.checkpoint_name(step)
+        progress.truncation = truncation_total()
+        if main:
+            state = {**progress.to_dict(), "data_position": stream.position.to_dict(), "processes": processes}
+            path = ckpt.save_checkpoint(
+                root,
+                step,
+                save_weights=save_weights,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                scaler=accelerator.scaler,
+                config=cfg.model_dump(mode="json"),
+                state=state,
+            )
+            best = {root / ckpt.checkpoint_name(progress.best_step)} if progress.best_step is not None else set()
+            ckpt.prune(root, cfg.checkpoint.keep, protect=best)
+            say(CheckpointSaved(step, path))
+        accelerator.wait_for_everyone()
+        if path not in saved:
+            saved.append(path)
+        return path
+
+    # ---- train ---------------------------------------------------------------------------------------------
+    stopped_early = False
+    pixel_dtype = _pixel_dtype(unwrapped)
+    step = progress.step
+    with _out_of_memory():
+        while step < max_steps:
+            step_started = time.perf_counter()
+            micro: list[Batch] = []
+            for _ in range(cfg.optim.grad_accum_steps):
+                rows = stream.next_rows(cfg.optim.batch_size * processes)
+                batch = batcher(rows[rank::processes])
+                truncation += batch.truncation
+                micro.append(batch)
+            counted = torch.tensor(
+                [sum(_label_tokens(b) for b in micro), sum(int(b.inputs["attention_mask"].sum()) for b in micro)],
+                device=accelerator.device,
+            )
+            step_tokens, input_tokens = (int(value) for value in accelerator.reduce(counted, reduction="sum"))
+            loss_sum = torch.zeros((), device=accelerator.device)
+            for index, batch in enumerate(micro):
+                inputs = batch.to(accelerator.device, dtype=pixel_dtype).inputs
+                last = index == len(micro) - 1
+                # Gradients are all-reduced once per optimiser step, on the last micro-batch.
+                with contextlib.nullcontext() if last else accelerator.no_sync(model):
+                    out = model(**inputs, num_items_in_batch=max(1, step_tokens))
+                    # DDP averages gradients over processes; the loss is already a share of the global sum.
+                    accelerator.backward(out.loss * processes)
+                loss_sum += out.loss.detach().float()
+            grad_norm = None
+            if cfg.optim.max_grad_norm is not None:
+                grad_norm = float(accelerator.clip_grad_norm_(trainable, cfg.optim.max_grad_norm))
+            lr = float(scheduler.get_last_lr()[0])
+            optimizer.step()
+            if not accelerator.optimizer_step_was_skipped:  # fp16: a step with inf gradients is dropped
+                scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            step += 1
+
+            loss = float(accelerator.reduce(loss_sum, reduction="sum"))
+            seconds = time.perf_counter() - step_started
+            rows_done = cfg.optim.batch_size * cfg.optim.grad_accum_steps * processes
+            progress.step = step
+            progress.samples += rows_done
+            progress.tokens += input_tokens
+            progress.seconds += seconds
+            progress.losses.append(loss)
+            if step % cfg.log_every == 0 or step == max_steps:
+                memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+                say(StepDone(step, max_steps, loss, lr, grad_norm, rows_done / seconds, input_tokens / seconds, memory))
+
+            improved = False
+            if validation and (step % cfg.eval.every == 0 or step == max_steps):
+                val_loss, rouge = evaluate(unwrapped, batcher, validation, cfg, accelerator.device)
+                value = val_loss if cfg.eval.metric == "loss" else rouge
+                if value is not None:
+                    better = progress.best_value is None or (
+                        value < progress.best_value if cfg.eval.metric == "loss" else value > progress.best_value
+                    )
+                    if better:
+                        improved, progress.best_step, progress.best_value = True, step, value
+                        progress.evals_without_improvement = 0
+                    else:
+                        progress.evals_without_improvement += 1
+                progress.evaluations.append({"step": step, "loss": val_loss, "rougeL": rouge})
+                say(Evaluated(step, val_loss, rouge, improved))
+            if step % cfg.checkpoint.every == 0 or improved:
+                save_checkpoint(step)
+            if cfg.eval.patience is not None and progress.evals_without_improvement >= cfg.eval.patience:
+                say(Notice(f"early stop at step {step}: {cfg.eval.patience} evaluations without improvement"))
+                stopped_early = True
+                break
+
+    # ---- save ----------------------------------------------------------------------------------------------
+    final: Path | None = None
+    if main:
+        final = cfg.output_dir
+        if cfg.lora is not None:
+            merged = unwrapped.merge_and_unload()  # a plain model: loads without peft
+            save_model(merged, processor, info, final)
+        else:
+            save_model(unwrapped, processor, info, final)
+        ckpt.write_run_config(final, cfg.model_dump(mode="json"))
+    accelerator.wait_for_everyone()
+
+    # ---- cleanup -------------------------------------------------------------------------------------------
+    truncation_all = truncation_total()
+    best = cfg.output_dir / ckpt.checkpoint_name(progress.best_step) if progress.best_step is not None else None
+    kept = ckpt.list_checkpoints(cfg.output_dir)
+    accelerator.end_training()
+    if processes > 1 and torch.distributed.is_initialized():
+        # All processes reach this together. The DDP model must go before the process group: one torn down after
+        # a peer has exited (at this function's return) hangs in gloo.
+        accelerator.free_memory()  # the accelerator holds the prepared model and optimiser too
+        model = unwrapped = None
+        gc.collect()
+        accelerator.wait_for_everyone()
+        torch.distributed.destroy_process_group()
+    if processes == 1:
+        # One process may run several trainings (tests, notebooks): the next Accelerator starts afresh.
+        from accelerate.state import AcceleratorState
+
+        AcceleratorState._reset_state(reset_partial_state=True)
+    run_seconds = progress.seconds
+    return TrainReport(
+        output_dir=cfg.output_dir,
+        final_model=final,
+        model=cfg.model.model,
+        datasets=[location.name for location in locations],
+        steps=step,
+        start_step=start_step,
+        samples=progress.samples,
+        tokens=progress.tokens,
+        trainable_params=counts.trainable,
+        total_params=counts.total,
+        losses=progress.losses,
+        evaluations=progress.evaluations,
+        best_checkpoint=best,
+        checkpoints=kept,
+        truncation=truncation_all,
+        stopped_early=stopped_early,
+        seconds=time.perf_counter() - started,
+        samples_per_s=progress.samples / run_seconds if run_seconds else 0.0,
+        tokens_per_s=progress.tokens / run_seconds if run_seconds else 0.0,
+        process_index=rank,
+    )
+
+
+__all__ = ["OOM_HINT", "Model", "evaluate", "train"]

@@ -1,0 +1,54 @@
+"""`deepsynth train` as typed: `--datasets a b`, repeated `--datasets`, `--json`, errors with hints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("accelerate", reason="needs the train extra", exc_type=ModuleNotFoundError)
+
+from typer.testing import CliRunner
+
+from deepsynth_cli.cli.app import app
+
+FAST = ["--model", "tiny", "--max-steps", "2", "--save-every", "2", "--batch-size", "1"]
+
+
+def test_datasets_a_b_as_written_and_json(aclsum_data: Path, words_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--datasets", str(aclsum_data), str(words_data), "--output-dir", str(out), *FAST, "--json"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    payload = json.loads(result.stdout)  # stdout is exactly one JSON object
+    assert payload["datasets"] == ["aclsum", "words"] and payload["steps"] == 2
+    assert payload["final_model"] == str(out) and (out / "step-000002" / "trainer_state.json").is_file()
+    assert payload["truncation"]["rows"] == 2 and payload["trainable_params"] < payload["total_params"]
+
+
+def test_repeated_datasets_and_human_output(aclsum_data: Path, words_data: Path, tmp_path: Path) -> None:
+    out = tmp_path / "run"
+    args = ["train", "--datasets", str(aclsum_data), "--datasets", str(words_data), "--output-dir", str(out), *FAST]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.stderr
+    assert "trainable /" in result.stderr and "parameters" in result.stderr  # the parameter count, first
+    assert "step 2/2: loss" in result.stderr and f"final model: {out}" in result.stdout
+    state = json.loads((out / "step-000002" / "trainer_state.json").read_text())
+    assert set(state["data_position"]) == {"0:aclsum", "1:words"}
+
+
+def test_errors_are_one_line_with_a_hint(aclsum_data: Path, tmp_path: Path) -> None:
+    runner = CliRunner()
+    result = runner.invoke(app, ["train", "--datasets", "nope", "--model", "tiny"])
+    assert result.exit_code == 1 and "error:" in result.stderr and "hint:" in result.stderr
+    assert "deepsynth generate nope" in result.stderr and "Traceback" not in result.stderr
+
+    result = runner.invoke(app, ["train", "--datasets", str(aclsum_data), "--model", "tiny", "--resume-from", "."])
+    assert result.exit_code == 1 and "not a training checkpoint" in result.stderr
+
+    result = runner.invoke(app, ["train", "--datasets", str(aclsum_data), "--precision", "fp8"])
+    assert result.exit_code == 2 and "precision" in result.stderr
+
+    result = runner.invoke(app, ["train", "--help"])
+    assert result.exit_code == 0 and "--datasets" in result.stdout and "--resume" in result.stdout
