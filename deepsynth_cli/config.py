@@ -93,7 +93,8 @@ class GenerateConfig(_Strict):
 C = TypeVar("C", bound=BaseModel)
 
 
-def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set `a.b.c` in nested dicts, creating sections as needed (flags override YAML this way)."""
     *parents, leaf = dotted.split(".")
     for part in parents:
         node = target.setdefault(part, {})
@@ -140,7 +141,7 @@ def load_config(cls: type[C], path: Path | None = None, overrides: Mapping[str, 
     data: dict[str, Any] = read_yaml(path) if path else {}
     for key, value in (overrides or {}).items():
         if value is not None:
-            _set_dotted(data, key, value)
+            set_dotted(data, key, value)
     try:
         return cls.model_validate(data)
     except ValidationError as exc:

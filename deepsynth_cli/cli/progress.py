@@ -15,6 +15,20 @@ if TYPE_CHECKING:
 _PLAIN_EVERY_S = 10.0
 
 
+def live_progress(output: Output, field: str) -> Progress:
+    """The bar every long command shows on a terminal: description, bar, count, one text field, elapsed time."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn(f"{{task.fields[{field}]}}"),
+        TimeElapsedColumn(),
+        console=output.err,
+        transient=False,
+    )
+
+
 class GenerateProgress:
     def __init__(self, output: Output) -> None:
         self.output = output
@@ -28,16 +42,7 @@ class GenerateProgress:
 
     def __enter__(self) -> GenerateProgress:
         if self.output.interactive:
-            self._progress = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[rates]}"),
-                TimeElapsedColumn(),
-                console=self.output.err,
-                transient=False,
-            )
+            self._progress = live_progress(self.output, "rates")
             self._progress.__enter__()
         return self
 

@@ -8,11 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import Progress
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
 from deepsynth_cli.cli.options import ConfigFile, JsonOutput
+from deepsynth_cli.cli.progress import live_progress
 
 if TYPE_CHECKING:
     from deepsynth_cli.training.events import Event
@@ -129,16 +130,7 @@ class TrainProgress:
 
     def __enter__(self) -> TrainProgress:
         if self.output.interactive:
-            self._progress = Progress(
-                SpinnerColumn(),
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[stats]}"),
-                TimeElapsedColumn(),
-                console=self.output.err,
-                transient=False,
-            )
+            self._progress = live_progress(self.output, "stats")
             self._progress.__enter__()
         return self
 

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from deepsynth_cli.config import read_yaml
+from deepsynth_cli.config import read_yaml, set_dotted
 from deepsynth_cli.errors import ConfigError
 from deepsynth_cli.models.preset_config import PRESETS, BatchLimits, ModelPreset, OptimPreset
 
@@ -137,23 +137,13 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _set_dotted(target: dict[str, Any], dotted: str, value: Any) -> None:
-    *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = target.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"cannot set {dotted}: {part} is not a section", hint="check the key")
-        target = node
-    target[leaf] = value
-
-
 def load_train_config(path: Path | None = None, overrides: Mapping[str, Any] | None = None) -> TrainConfig:
     """Defaults < preset YAML (by model name) < `path` < `overrides` (dotted keys; None = not given)."""
     user: dict[str, Any] = read_yaml(path) if path else {}
     flags: dict[str, Any] = {}
     for key, value in (overrides or {}).items():
         if value is not None:
-            _set_dotted(flags, key, value)
+            set_dotted(flags, key, value)
     chosen = _merge(user, flags)
     model = chosen.get("model", {})
     name = model.get("model", DEFAULT_MODEL) if isinstance(model, dict) else DEFAULT_MODEL
