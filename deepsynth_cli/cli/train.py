@@ -16,7 +16,7 @@ from deepsynth_cli.cli.options import ConfigFile, JsonOutput
 from deepsynth_cli.cli.progress import live_progress
 
 if TYPE_CHECKING:
-    from deepsynth_cli.training.events import Event
+    from deepsynth_cli.training.events import Event, TrainReport
 
 _PLAIN_EVERY_S = 10.0
 _OPTIM = "Optimisation"
@@ -67,6 +67,19 @@ def command(
         bool, typer.Option("--resume", help="Continue from the latest checkpoint in --output-dir.")
     ] = False,
     resume_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint folder.")] = None,
+    push_to_hub: Annotated[
+        str | None,
+        typer.Option(
+            "--push-to-hub",
+            metavar="REPO",
+            help="After the final save, push the model with a model card to this Hub model repo (OWNER/NAME, or "
+            "NAME under HF_USERNAME; token from HF_TOKEN).",
+            rich_help_panel=_RUN,
+        ),
+    ] = None,
+    hub_private: Annotated[
+        bool, typer.Option("--private", help="Create the model repo private.", rich_help_panel=_RUN)
+    ] = False,
     config: ConfigFile = None,
     json_output: JsonOutput = False,
 ) -> None:
@@ -91,6 +104,8 @@ def command(
             "eval.every": eval_every,
             "resume": resume or None,
             "resume_from": resume_from,
+            "push_to_hub": push_to_hub,
+            "hub_private": hub_private or None,
         }
         _train(output, config, overrides)
 
@@ -104,6 +119,10 @@ def _train(output: Output, config: Path | None, overrides: Mapping[str, object])
         report = train.run(cfg, progress)
     if report.process_index != 0:
         return  # `accelerate launch`: the other processes trained too; process 0 speaks for the run
+    _report(output, report)
+
+
+def _report(output: Output, report: TrainReport) -> None:
     if output.json_mode:
         output.json(report.to_dict())
         return
@@ -116,6 +135,8 @@ def _train(output: Output, config: Path | None, overrides: Mapping[str, object])
     if report.best_checkpoint:
         output.line(f"best checkpoint: {report.best_checkpoint}")
     output.line(f"final model: {report.final_model}")
+    if report.pushed_to:
+        output.line(f"pushed to: {report.pushed_to}")
 
 
 class TrainProgress:

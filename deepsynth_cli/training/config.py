@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from deepsynth_cli.config import read_yaml, set_dotted
+from deepsynth_cli.config import HubConfig, read_yaml, set_dotted
 from deepsynth_cli.errors import ConfigError
 from deepsynth_cli.models.preset_config import PRESETS, BatchLimits, ModelPreset, OptimPreset
 
@@ -113,11 +113,23 @@ class TrainConfig(_Strict):
     resume: bool = Field(False, description="continue from the latest checkpoint in output_dir")
     resume_from: Path | None = Field(None, description="continue from this checkpoint folder")
     log_every: int = Field(1, ge=1)
+    push_to_hub: str | None = Field(
+        None,
+        description="after the final save, push the model to this Hub model repo (OWNER/NAME, or NAME of HF_USERNAME)",
+    )
+    hub_private: bool = Field(
+        False, description="create the model repo private (an existing repo keeps its visibility)"
+    )
+    hub: HubConfig = Field(default_factory=HubConfig, description="retries and timeout of the push")
 
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
         if not self.data.datasets:
             raise ValueError("name at least one dataset (data.datasets, --datasets)")
+        if self.push_to_hub is not None:
+            parts = self.push_to_hub.split("/")
+            if len(parts) > 2 or not all(parts):
+                raise ValueError(f"push_to_hub must be OWNER/NAME or NAME, not {self.push_to_hub!r}")
         return self
 
 

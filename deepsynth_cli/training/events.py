@@ -79,6 +79,8 @@ class TrainReport:
     samples_per_s: float = 0.0
     tokens_per_s: float = 0.0
     process_index: int = 0  # under `accelerate launch`, only process 0 reports
+    processes: int = 1
+    pushed_to: str | None = None  # the model repo's URL after --push-to-hub
 
     @property
     def final_loss(self) -> float | None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -78,6 +79,30 @@ def add_lora(model: torch.nn.Module, settings: LoraSettings) -> Any:
         raise ValueError(f"no linear layer of the language model is named one of {settings.targets}")
     config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets)
     return get_peft_model(model, config)  # type: ignore[arg-type]
+
+
+def load_lora_weights(model: Any, path: Path) -> None:
+    """Put the adapter weights saved by `save_pretrained` (in a checkpoint) back into a fresh peft model.
+
+    Not `peft.set_peft_model_state_dict`: it renames keys with the model's checkpoint-conversion mapping, which
+    for DeepSeek-OCR-2 prepends a second `language_model.` and silently loads nothing.
+    """
+    from safetensors.torch import load_file
+
+    saved = load_file(str(path))
+    expected = {name for name in model.state_dict() if ".lora_" in name}
+    renamed: dict[str, torch.Tensor] = {}
+    for key, tensor in saved.items():
+        # peft saves `...lora_A.weight`; the live module holds `...lora_A.<adapter>.weight`.
+        head, _, leaf = key.rpartition(".")
+        renamed[f"{head}.default.{leaf}"] = tensor
+    missing, unexpected = expected - set(renamed), set(renamed) - expected
+    if missing or unexpected:
+        raise ConfigError(
+            f"{path} does not fit this model's LoRA layers ({len(missing)} missing, {len(unexpected)} unexpected)",
+            hint="resume with the same model and lora settings the checkpoint was written with",
+        )
+    model.load_state_dict(renamed, strict=False)
 
 
 def count_parameters(parameters: Iterable[torch.nn.Parameter]) -> ParamCount:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 from pydantic import BaseModel
 
 from deepsynth_cli.config import GenerateConfig, load_config
@@ -81,12 +82,27 @@ JOB_CONFIGS: dict[str, type[BaseModel]] = {"generate": GenerateConfig, "train": 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(p.parents[1])) for p in CONFIGS])
 def test_every_shipped_yaml_loads(path: Path) -> None:
+    if path.parent.name == "accelerate":  # `accelerate launch --config_file` files, not deepsynth job configs
+        _check_accelerate_config(path)
+        return
     assert path.parent.name in JOB_CONFIGS, "a new config folder needs its job config here"
     cfg = load_config(JOB_CONFIGS[path.parent.name], path)
     if isinstance(cfg, GenerateConfig):
         assert cfg.datasets
         for name in cfg.datasets:
             get_spec(name)  # raises for a key the registry does not know
+
+
+def _check_accelerate_config(path: Path) -> None:
+    text = path.read_text(encoding="utf-8")
+    raw = yaml.safe_load(text)
+    assert isinstance(raw, dict) and raw["distributed_type"] in {"MULTI_GPU", "FSDP", "DEEPSPEED"}
+    assert "accelerate launch --config_file configs/accelerate/" in text and "-m deepsynth_cli train" in text
+    try:
+        from accelerate.commands.config.config_args import load_config_from_file
+    except ModuleNotFoundError:
+        return  # accelerate is in the train extra
+    assert load_config_from_file(str(path)).distributed_type.value == raw["distributed_type"]
 
 
 def test_there_are_shipped_configs() -> None:

@@ -1,0 +1,35 @@
+"""The shipped `configs/accelerate/` files name classes that exist in the installed DeepSeek-OCR-2 code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+pytest.importorskip("transformers", reason="needs the train extra", exc_type=ModuleNotFoundError)
+
+from transformers.models.deepseek_ocr2 import modeling_deepseek_ocr2
+
+ACCELERATE = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
+
+
+def test_fsdp_wraps_the_model_s_transformer_layers_and_keeps_original_params() -> None:
+    fsdp = yaml.safe_load((ACCELERATE / "fsdp.yaml").read_text(encoding="utf-8"))["fsdp_config"]
+    assert fsdp["fsdp_use_orig_params"] is True and fsdp["fsdp_sharding_strategy"] == "FULL_SHARD"
+    layers = fsdp["fsdp_transformer_layer_cls_to_wrap"].split(",")
+    assert "DeepseekOcr2TextDecoderLayer" in layers
+    assert set(layers) <= set(modeling_deepseek_ocr2.DeepseekOcr2PreTrainedModel._no_split_modules)
+    assert all(hasattr(modeling_deepseek_ocr2, name) for name in layers)
+
+
+def test_there_are_configs_for_ddp_fsdp_and_zero2() -> None:
+    kinds = {
+        path.name: yaml.safe_load(path.read_text(encoding="utf-8"))["distributed_type"]
+        for path in ACCELERATE.glob("*.yaml")
+    }
+    assert sorted(kinds.values()) == ["DEEPSPEED", "FSDP", "MULTI_GPU", "MULTI_GPU"]
+    two = yaml.safe_load((ACCELERATE / "ddp-2nodes.yaml").read_text(encoding="utf-8"))
+    assert two["num_machines"] == 2 and two["main_process_ip"] == "MAIN_NODE_IP"
+    zero = yaml.safe_load((ACCELERATE / "deepspeed-zero2.yaml").read_text(encoding="utf-8"))["deepspeed_config"]
+    assert zero["zero_stage"] == 2
