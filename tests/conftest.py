@@ -29,6 +29,21 @@ def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_torch_thread() -> Iterator[None]:
+    """One intra-op thread: as fast for a 0.6 M-parameter model, and on a busy 2-core machine (other test runs,
+    benchmarks) two OpenMP threads stall on each other's time slices: 2x slower, measured."""
+    try:
+        import torch
+    except ModuleNotFoundError:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture
 def small_render() -> RenderConfig:
     """Small pages keep the tests fast; the layout code is the same at any size."""

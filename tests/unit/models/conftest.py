@@ -6,7 +6,6 @@ The models need the `train` extra (torch, transformers): each test module skips 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,21 +19,6 @@ Row = dict[str, Any]
 PAGE_SIZE = 384
 # Words of filler text that render to 1 and 3 pages at 384 px, 12 px type (a test checks the page counts).
 WORDS_FOR_PAGES = {1: 40, 3: 400}
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: as fast for a 0.6 M-parameter model, and on a busy 2-core machine (other test runs,
-    benchmarks) two OpenMP threads stall on each other's time slices: 2x slower, measured."""
-    try:
-        import torch
-    except ModuleNotFoundError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def read_rows(folder: Path) -> list[Row]:

@@ -6,7 +6,6 @@ Training needs the `train` extra (torch, transformers, accelerate): each test mo
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,20 +16,6 @@ from deepsynth_cli.services import generate
 
 PAGE_SIZE = 384
 WORDS = ("apple", "zebra")
-
-
-@pytest.fixture(scope="session", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    """One intra-op thread: as fast for a 0.6 M-parameter model, and no stalls on a busy 2-core machine."""
-    try:
-        import torch
-    except ModuleNotFoundError:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def render(datasets: list[str], out: Path, **overrides: Any) -> Path:
