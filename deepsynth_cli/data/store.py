@@ -100,3 +100,37 @@ def load_split(location: DatasetLocation, split: str, settings: Settings, *, str
             f"cannot load {location} ({type(error).__name__})",
             hint="check the network and HF_TOKEN for Hub datasets; rerun generate for a damaged local folder",
         ) from error
+
+
+MANIFEST_FILE = "manifest.json"
+
+
+def read_manifest(location: DatasetLocation, settings: Settings) -> dict[str, Any] | None:
+    """The dataset's `manifest.json` (render settings, counts), or None when it has none."""
+    import json
+
+    if location.kind == "local":
+        path = Path(str(location.path)) / MANIFEST_FILE
+        if not path.is_file():
+            return None
+    else:
+        from huggingface_hub import hf_hub_download
+        from huggingface_hub.errors import EntryNotFoundError
+
+        try:
+            path = Path(
+                hf_hub_download(
+                    str(location.repo_id),
+                    MANIFEST_FILE,
+                    repo_type="dataset",
+                    revision=location.revision,
+                    token=_token(settings),
+                )
+            )
+        except EntryNotFoundError:
+            return None
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except ValueError as error:
+        raise DatasetError(f"{location}: {MANIFEST_FILE} is not valid JSON", hint="rerun generate") from error
+    return manifest if isinstance(manifest, dict) else None

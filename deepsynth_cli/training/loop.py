@@ -29,8 +29,10 @@ from typing import Any
 
 import torch
 
-from deepsynth_cli.data.store import DatasetLocation, resolve_dataset
+from deepsynth_cli.config import RenderConfig
+from deepsynth_cli.data.store import DatasetLocation, read_manifest, resolve_dataset
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
+from deepsynth_cli.inference.summarizer import save_render_config
 from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation
 from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model, save_model
 from deepsynth_cli.settings import Settings
@@ -128,6 +130,23 @@ def _load(cfg: TrainConfig, resume: Path | None) -> tuple[Any, Processor, Preset
     if cfg.activation_checkpointing:
         model.activation_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, processor, info
+
+
+def _training_render(locations: Sequence[DatasetLocation], settings: Settings, say: EventSink) -> RenderConfig | None:
+    """How the training pages were rendered (from the datasets' manifests), saved with the model so that text
+    given to `serve` or `eval` later is rendered the same way. Datasets rendered differently get a notice."""
+    found: list[tuple[str, RenderConfig]] = []
+    for location in locations:
+        manifest = read_manifest(location, settings)
+        if manifest and isinstance(manifest.get("render"), dict):
+            found.append((location.name, RenderConfig.model_validate(manifest["render"])))
+    if not found:
+        return None
+    first_name, first = found[0]
+    for name, render in found[1:]:
+        if render != first:
+            say(Notice(f"{name} was rendered with other settings than {first_name}; the model keeps {first_name}'s"))
+    return first
 
 
 def _max_steps(cfg: TrainConfig, locations: Sequence[DatasetLocation], processes: int) -> int:
@@ -246,6 +265,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
 
     resume = _resume_point(cfg, say)
     locations = [resolve_dataset(name, settings) for name in cfg.data.datasets]
+    render = _training_render(locations, settings, say)
     max_steps = _max_steps(cfg, locations, processes)
     model, processor, info = _load(cfg, resume)
     counts = count_parameters(model.parameters())
@@ -313,6 +333,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
             info.save(folder)
         else:
             save_model(unwrapped, processor, info, folder)
+        if render is not None:
+            save_render_config(folder, render)
 
     def save_checkpoint(step: int) -> Path:
         root = cfg.output_dir
@@ -420,6 +442,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
             save_model(merged, processor, info, final)
         else:
             save_model(unwrapped, processor, info, final)
+        if render is not None:  # `serve` and `eval` render text exactly as the training pages were
+            save_render_config(final, render)
         ckpt.write_run_config(final, cfg.model_dump(mode="json"))
     accelerator.wait_for_everyone()
 

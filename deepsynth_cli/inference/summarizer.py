@@ -1,0 +1,223 @@
+"""One loaded model that turns pages (or text, rendered as in training) into summaries: used by `eval` and
+`serve` alike, so both decode and count exactly the same way.
+
+    summarizer = Summarizer.load("runs/fr")                    # a folder `deepsynth train` wrote, a preset, a Hub id
+    document = summarizer.render("Le texte ...", "fr")        # the renderer settings the model was trained with
+    [summary] = summarizer.summarize([document.pages], GenerationOptions(num_beams=4))
+
+Page images are encoded once per batch and handed to `generate` as `mm_encoder_outputs`, which transformers
+repeats per beam by whole groups of pages ([A, B] -> [A, B, A, B]); repeating raw `pixel_values` page by page
+([A, A, B, B]) would show the beams of a multi-page document the wrong pages. The transformers versions we support
+pre-encode `pixel_values` the same way on their own; passing the features makes it independent of that.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from deepsynth_cli.config import RenderConfig
+from deepsynth_cli.data.render import PageRenderer, RenderedDocument
+from deepsynth_cli.errors import ConfigError
+from deepsynth_cli.inference.options import GenerationOptions
+from deepsynth_cli.models.batching import Batcher
+from deepsynth_cli.models.preset_config import PRESETS, DType
+from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model
+
+RENDER_FILE = "deepsynth_render.json"
+"""Written beside the weights by `deepsynth train`: how the pages it learned from were rendered."""
+
+
+def save_render_config(folder: Path, render: RenderConfig) -> Path:
+    path = Path(folder) / RENDER_FILE
+    path.write_text(json.dumps(render.model_dump(mode="json"), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_render_config(source: str | Path) -> RenderConfig | None:
+    """The render settings saved with a model folder, or with a Hub model (one small file); None when absent."""
+    folder = Path(source)
+    if str(source) in PRESETS:  # presets are base models: they were not trained on rendered pages by us
+        return None
+    if folder.is_dir():
+        path = folder / RENDER_FILE
+        if not path.is_file():
+            return None
+    else:
+        try:
+            from huggingface_hub import hf_hub_download
+
+            path = Path(hf_hub_download(str(source), RENDER_FILE))
+        except Exception:  # not on the Hub, offline, or a model not trained by deepsynth
+            return None
+    try:
+        return RenderConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
+    except ValueError as error:
+        raise ConfigError(f"{path} is not a valid render config: {error}", hint="delete or fix the file") from error
+
+
+def pick_device(device: str = "auto") -> torch.device:
+    """`auto`: the GPU when there is one, else the CPU."""
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+@dataclass
+class Summary:
+    """One document's summary and what it cost."""
+
+    text: str
+    pages: int  # pages shown to the model
+    pages_dropped: int  # pages beyond the model's page limit
+    vision_tokens: int  # image positions in the prompt: what the pages cost the decoder
+    new_tokens: int  # tokens generated, EOS excluded
+    finished: bool  # ended with EOS within max_new_tokens
+    logprob: float | None = None  # mean log-probability per generated token (EOS included when reached)
+    error: str | None = None  # the row failed; text is empty
+
+
+@dataclass
+class Summarizer:
+    """A model, its processor and how to prompt it, ready to summarise on one device."""
+
+    model: Model
+    processor: Processor
+    info: PresetInfo
+    render_config: RenderConfig
+    render_source: str  # "checkpoint" when the settings were saved with the model, else "default"
+    device: torch.device
+    max_pages: int = 4
+    _renderer: PageRenderer | None = field(default=None, init=False, repr=False)
+    _batcher: Batcher = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._batcher = Batcher(self.processor, self.info, max_pages=self.max_pages)
+
+    @classmethod
+    def load(
+        cls,
+        spec: str,
+        *,
+        device: str = "auto",
+        dtype: DType | None = None,
+        max_pages: int | None = None,
+    ) -> Summarizer:
+        """Load a preset, a model folder or a Hub id for inference (eval mode, no gradients)."""
+        where = pick_device(device)
+        if dtype is None and where.type == "cuda" and torch.cuda.is_bf16_supported():
+            dtype = "bfloat16"
+        model, processor, info = load_model(spec, dtype=dtype, device=where)
+        model.eval()
+        saved = read_render_config(spec)
+        render = saved or RenderConfig()
+        pages = max_pages or render.max_pages
+        return cls(model, processor, info, render, "checkpoint" if saved else "default", where, pages)
+
+    @property
+    def model_id(self) -> str:
+        return self.info.name
+
+    @property
+    def renderer(self) -> PageRenderer:
+        if self._renderer is None:
+            self._renderer = PageRenderer(self.render_config)
+        return self._renderer
+
+    def render(self, text: str, language: str = "und") -> RenderedDocument:
+        """Text -> pages with the renderer settings the model was trained on."""
+        return self.renderer.render(text, language)
+
+    def summarize(self, documents: Sequence[Sequence[Any]], options: GenerationOptions | None = None) -> list[Summary]:
+        """One summary per document (a list of page images in any form a shard row holds them).
+
+        A batch that fails is retried row by row, so one bad document costs its own row only: its Summary
+        carries the error and an empty text.
+        """
+        options = options or GenerationOptions()
+        if not documents:
+            return []
+        try:
+            return self._generate(documents, options)
+        except torch.OutOfMemoryError:
+            raise
+        except Exception:
+            if len(documents) == 1:
+                return [self._failed(documents[0])]
+        results: list[Summary] = []
+        for document in documents:
+            try:
+                results.extend(self._generate([document], options))
+            except torch.OutOfMemoryError:
+                raise
+            except Exception as error:  # recorded on its row; the others go on
+                results.append(self._failed(document, error))
+        return results
+
+    def _failed(self, document: Sequence[Any], error: Exception | None = None) -> Summary:
+        if error is None:
+            try:
+                self._generate([document], GenerationOptions(max_new_tokens=1))
+            except Exception as caught:
+                error = caught
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:500] if error else "generation failed"
+        return Summary("", min(len(document), self.max_pages), 0, 0, 0, False, None, message)
+
+    @torch.inference_mode()
+    def _generate(self, documents: Sequence[Sequence[Any]], options: GenerationOptions) -> list[Summary]:
+        rows = [{"pages": list(pages), "source_id": str(index)} for index, pages in enumerate(documents)]
+        batch = self._batcher.generation_inputs(rows)
+        pixel_dtype = next(self.model.model.vision_tower.parameters()).dtype
+        inputs = batch.to(self.device, dtype=pixel_dtype).inputs
+        input_ids = inputs["input_ids"]
+        image = self.model.get_image_features(
+            pixel_values=inputs["pixel_values"],
+            pixel_values_local=inputs.get("pixel_values_local"),
+            num_local_patches=inputs.get("num_local_patches"),
+            return_dict=True,
+        )
+        tokenizer = self.processor.tokenizer
+        eos = int(tokenizer.eos_token_id)
+        pad = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else eos
+        if options.do_sample and options.seed is not None:
+            torch.manual_seed(options.seed)
+        out = self.model.generate(
+            input_ids=input_ids,
+            attention_mask=inputs["attention_mask"],
+            mm_encoder_outputs={"image": image},
+            eos_token_id=eos,
+            pad_token_id=pad,
+            return_dict_in_generate=True,
+            output_scores=True,
+            **options.generate_kwargs(),
+        )
+        steps = self.model.compute_transition_scores(
+            out.sequences, out.scores, getattr(out, "beam_indices", None), normalize_logits=True
+        )
+        new = out.sequences[:, input_ids.shape[1] :].tolist()
+        image_id = int(self.processor.image_token_id)
+        vision = (input_ids == image_id).sum(dim=1).tolist()
+        summaries = []
+        for index, (pages, ids) in enumerate(zip(documents, new, strict=True)):
+            finished = eos in ids
+            kept = ids[: ids.index(eos)] if finished else [token for token in ids if token != pad]
+            shown = min(len(pages), self.max_pages)
+            text = tokenizer.decode(kept, skip_special_tokens=True).strip()
+            # Mean log-probability of the tokens kept (and the EOS): how sure the model was, comparable across rows.
+            scored = steps[index, : len(kept) + int(finished)].float()
+            logprob = float(scored[torch.isfinite(scored)].mean()) if scored.numel() else None
+            summaries.append(Summary(text, shown, len(pages) - shown, int(vision[index]), len(kept), finished, logprob))
+        return summaries
+
+
+def timed(function: Any, *args: Any, **kwargs: Any) -> tuple[Any, float]:
+    """(result, seconds) of one call."""
+    started = time.perf_counter()
+    result = function(*args, **kwargs)
+    return result, time.perf_counter() - started
