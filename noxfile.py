@@ -18,14 +18,14 @@ def lint(session: nox.Session) -> None:
 @nox.session(python="3.11")
 def typecheck(session: nox.Session) -> None:
     session.install("torch==2.13.0")
-    session.install("-e", ".[dev,train]")
+    session.install("-e", ".[dev,train,serve]")
     session.run("mypy")
 
 
 @nox.session(python="3.11")
 def tests(session: nox.Session) -> None:
     session.install("torch==2.13.0")
-    session.install("-e", ".[dev,train]")
+    session.install("-e", ".[dev,train,serve]")
     session.run("python", "-m", "pytest", "-m", "not gpu and not ddp_cpu", *session.posargs)
 
 
@@ -33,5 +33,5 @@ def tests(session: nox.Session) -> None:
 def fast(session: nox.Session) -> None:
     """Plain pytest: unit tests only (the default markers skip the integration tier)."""
     session.install("torch==2.13.0")
-    session.install("-e", ".[dev,train]")
+    session.install("-e", ".[dev,train,serve]")
     session.run("python", "-m", "pytest", *session.posargs)
