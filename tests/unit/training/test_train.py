@@ -13,8 +13,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import torch
 
-from deepsynth_cli.data.store import resolve_dataset
+from deepsynth_cli.config import RenderConfig
+from deepsynth_cli.data.store import read_manifest, resolve_dataset
 from deepsynth_cli.errors import DatasetError, OutputError
+from deepsynth_cli.inference.summarizer import read_render_config
 from deepsynth_cli.models.batching import Batcher
 from deepsynth_cli.models.presets import load_model
 from deepsynth_cli.services import train
@@ -32,6 +34,7 @@ CHECKPOINT_FILES = {
     "tokenizer.json",
     "tokenizer_config.json",
     "deepsynth_preset.json",
+    "deepsynth_render.json",
     "optimizer.pt",
     "scheduler.pt",
     "rng_state.pt",
@@ -89,6 +92,11 @@ def test_a_short_run_writes_checkpoints_and_a_model_that_reloads_and_generates(
     assert all(event.samples_per_s > 0 and event.tokens_per_s > 0 for event in events.of(StepDone))
     assert [event.step for event in events.of(CheckpointSaved)] == [2, 4]
     assert report.truncation["rows"] == 8 and report.truncation["targets_truncated"] > 0  # 24-token limit
+
+    # The pages' render settings travel with the model: `serve` and `eval` render text the same way.
+    manifest = read_manifest(resolve_dataset(str(aclsum_data), Settings()), Settings())
+    assert manifest is not None
+    assert read_render_config(report.final_model) == RenderConfig.model_validate(manifest["render"])
 
     import transformers
 
