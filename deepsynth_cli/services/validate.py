@@ -1,8 +1,9 @@
 """`deepsynth validate`: run the checks that apply to what was given and score the result.
 
 Groups, in order: configuration (each `--config`, or every YAML in configs/ when nothing is given), environment,
-datasets (each `--datasets`, `--sample N` rows per split), Hub credentials (only when the Hub is read or is a
-config's store) and the model (`--model`). Heavy imports happen inside the checks that need them.
+datasets (each `--datasets`, else the datasets of each given train config; `--sample N` rows per split), Hub
+credentials (only when the Hub is read or a config writes to it) and the model (`--model`). Heavy imports happen
+inside the checks that need them.
 """
 
 from __future__ import annotations
@@ -103,11 +104,12 @@ def run(cfg: ValidateConfig, progress: Progress | None = None, settings: Setting
     report.checks += environment.check_disk(_output_folders(loaded, settings), cfg.min_free_gib)
 
     page_tokens: list[int] = []
-    reads_hub = any(name.startswith("hf://") for name in cfg.datasets)
-    if cfg.datasets:
+    datasets = _datasets_to_check(cfg, loaded)
+    reads_hub = any(name.startswith("hf://") for name in datasets)
+    if datasets:
         from deepsynth_cli.validation.datasets import dataset_checks
 
-        for name in cfg.datasets:
+        for name in datasets:
             say(f"dataset {name}")
             checks, data = dataset_checks(name, settings, cfg.sample)
             report.checks += checks
@@ -132,6 +134,15 @@ def run(cfg: ValidateConfig, progress: Progress | None = None, settings: Setting
     return report
 
 
+def _datasets_to_check(cfg: ValidateConfig, loaded: list[Any]) -> list[str]:
+    """`--datasets`, or else the `data.datasets` of the train configs given with `--config` (the run would read
+    them: they must exist and be readable). Configs found under configs/ with no argument are only parsed."""
+    if cfg.datasets or not cfg.configs:
+        return list(cfg.datasets)
+    names = [name for item in loaded if item.kind == "train" for name in item.config.data.datasets]
+    return list(dict.fromkeys(names))
+
+
 def _precision(loaded: list[Any]) -> str:
     """The most demanding mixed precision any train config asks for."""
     asked = {getattr(item.config, "precision", "no") for item in loaded if item.kind == "train"}
@@ -148,12 +159,16 @@ def _output_folders(loaded: list[Any], settings: Settings) -> list[Path]:
     return folders
 
 
-def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, list[str]]:
-    """Whether a `generate` config pushes to the Hub (store hub, or auto with a token, as generate decides) and
-    the repos it would write."""
+def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, dict[str, str]]:
+    """Whether a config writes to the Hub, and the repos it would write (repo id -> repo type): a `generate`
+    config whose store is the Hub (store hub, or auto with a token, as generate decides) writes its dataset repos,
+    a train config with `push_to_hub` its model repo."""
     uses_hub = False
-    targets: list[str] = []
+    targets: dict[str, str] = {}
     for item in loaded:
+        if item.kind == "train" and item.config.push_to_hub:
+            uses_hub = True
+            targets[item.config.push_to_hub] = "model"
         if item.kind != "generate":
             continue
         store = item.config.store or settings.store
@@ -161,7 +176,7 @@ def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, list[str]
             continue
         uses_hub = True
         if item.config.repo_id:
-            targets.append(item.config.repo_id)
+            targets[item.config.repo_id] = "dataset"
         elif settings.hf_username:
-            targets += [f"{settings.hf_username}/deepsynth-{name}" for name in item.config.datasets]
+            targets.update({f"{settings.hf_username}/deepsynth-{name}": "dataset" for name in item.config.datasets})
     return uses_hub, targets

@@ -2,8 +2,9 @@
 row counts against the manifest, truncation and compression, and fonts for the text it holds.
 
 Rows are read with pyarrow straight from the shards (no `datasets` start-up, pages left as bytes so one corrupt
-image is reported instead of aborting the read). `--sample N` rows per split are decoded; duplicates and leakage
-hash the text column of every row, which is cheap next to the pages.
+image is reported instead of aborting the read). `--sample N` rows per split are decoded. Locally, duplicates and
+leakage hash the text column of every row, which is cheap next to the pages; on the Hub only the shards the sample
+needs are downloaded (the part files give the other shards' row counts), so those two checks cover what was read.
 """
 
 from __future__ import annotations
@@ -50,47 +51,79 @@ def _split_of(path: Path) -> str:
     return str(parsed["split"]) if parsed else path.name.split("-")[0]
 
 
-def _hub_folder(location: DatasetLocation, settings: Settings) -> Path:
-    """Download the repo's manifest and shards into the Hub cache; the returned folder looks like a local one."""
-    from huggingface_hub import snapshot_download
-
-    token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    return Path(
-        snapshot_download(
-            str(location.repo_id),
-            repo_type="dataset",
-            revision=location.revision,
-            token=token,
-            allow_patterns=[MANIFEST, f"{DATA_DIR}/*.parquet"],
-        )
-    )
-
-
 def load_sample(name: str, settings: Settings, sample: int) -> DatasetSample:
     """Resolve NAME like every command does and read what the checks need. Raises DeepsynthError."""
     location = resolve_dataset(name, settings)
-    folder = location.path if location.kind == "local" and location.path else _hub_folder(location, settings)
+    if location.kind == "local" and location.path:
+        return _local_sample(name, location, location.path, sample)
+    return _hub_sample(name, location, settings, sample)
+
+
+def _local_sample(name: str, location: DatasetLocation, folder: Path, sample: int) -> DatasetSample:
+    """A local folder: every shard is counted and its texts hashed; the first `sample` rows per split decoded."""
     manifest_path = folder / MANIFEST
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else None
     result = DatasetSample(name=name, location=location, manifest=manifest)
     for path in sorted((folder / DATA_DIR).glob("*.parquet")):
         result.files.setdefault(_split_of(path), []).append(path)
     for split, paths in result.files.items():
-        rows: list[dict[str, Any]] = []
-        hashes: list[str] = []
-        count = 0
+        result.rows[split], result.text_hashes[split], result.row_counts[split] = [], [], 0
         for path in paths:
-            shard = pq.ParquetFile(path)
-            count += shard.metadata.num_rows
-            if "text" in shard.schema_arrow.names:
-                texts = shard.read(columns=["text"]).column("text").to_pylist()
-                hashes.extend(_content_hash(text) for text in texts)
-            if len(rows) < sample:
-                for batch in shard.iter_batches(batch_size=min(64, sample)):
-                    rows.extend(batch.to_pylist()[: sample - len(rows)])
-                    if len(rows) >= sample:
-                        break
-        result.rows[split], result.text_hashes[split], result.row_counts[split] = rows, hashes, count
+            _read_shard(path, split, result, sample)
+    return result
+
+
+def _read_shard(path: Path, split: str, result: DatasetSample, sample: int) -> None:
+    """Count the shard's rows, hash its texts, and decode rows until the split has `sample` of them."""
+    shard = pq.ParquetFile(path)
+    result.row_counts[split] = result.row_counts.get(split, 0) + shard.metadata.num_rows
+    if "text" in shard.schema_arrow.names:
+        texts = shard.read(columns=["text"]).column("text").to_pylist()
+        result.text_hashes.setdefault(split, []).extend(_content_hash(text) for text in texts)
+    rows = result.rows.setdefault(split, [])
+    if len(rows) < sample:
+        for batch in shard.iter_batches(batch_size=min(64, sample)):
+            rows.extend(batch.to_pylist()[: sample - len(rows)])
+            if len(rows) >= sample:
+                break
+
+
+def _hub_sample(name: str, location: DatasetLocation, settings: Settings, sample: int) -> DatasetSample:
+    """A Hub repo, reading only what `--sample` needs: one file listing, the manifest, the part files (a few KB
+    that give every shard's row count) and, per split, shards in order until `sample` rows are read (usually the
+    first). Shards that are not downloaded are counted from the part files; a shard no part file describes is
+    downloaded. Duplicates and leakage are then judged on the texts of the downloaded shards."""
+    from huggingface_hub import hf_hub_download
+
+    from deepsynth_cli.data.hub import PARTS_DIR, hub_api
+
+    token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    repo_id, revision = str(location.repo_id), location.revision
+    listed = hub_api(token, timeout_s=60).list_repo_files(repo_id, repo_type="dataset", revision=revision)
+
+    def fetch(path: str) -> Path:
+        return Path(hf_hub_download(repo_id, path, repo_type="dataset", revision=revision, token=token))
+
+    manifest = json.loads(fetch(MANIFEST).read_text(encoding="utf-8")) if MANIFEST in listed else None
+    declared: dict[str, int] = {}  # shard file name -> rows, from the part files
+    for path in listed:
+        if path.startswith(f"{PARTS_DIR}/") and path.endswith(".json"):
+            shards = json.loads(fetch(path).read_text(encoding="utf-8")).get("shards", {})
+            declared.update({shard: int(meta.get("rows", 0)) for shard, meta in shards.items()})
+    result = DatasetSample(name=name, location=location, manifest=manifest)
+    shards_by_split: dict[str, list[str]] = {}
+    for path in sorted(p for p in listed if p.startswith(f"{DATA_DIR}/") and p.endswith(".parquet")):
+        shards_by_split.setdefault(_split_of(Path(path)), []).append(path)
+    for split, paths in shards_by_split.items():
+        result.rows[split], result.text_hashes[split], result.row_counts[split] = [], [], 0
+        for path in paths:
+            shard_name = Path(path).name
+            if len(result.rows[split]) >= sample and shard_name in declared:
+                result.row_counts[split] += declared[shard_name]
+                continue
+            local = fetch(path)
+            result.files.setdefault(split, []).append(local)
+            _read_shard(local, split, result, sample)
     return result
 
 
@@ -184,6 +217,13 @@ def check_empty(data: DatasetSample) -> Check:
     return passed(name, "high", "no empty text or summary in the sample")
 
 
+def _coverage(data: DatasetSample) -> str:
+    """What the duplicate and leakage checks saw, when it is not every row (a sampled Hub dataset)."""
+    hashed = sum(map(len, data.text_hashes.values()))
+    total = sum(data.row_counts.values())
+    return f" (texts of {hashed} of {total} rows read)" if hashed < total else ""
+
+
 def check_duplicates(data: DatasetSample) -> Check:
     name = f"dataset:{data.name}:duplicates"
     found = []
@@ -192,8 +232,8 @@ def check_duplicates(data: DatasetSample) -> Check:
         if extra:
             found.append(f"{split}: {extra} duplicate row(s)")
     if found:
-        return warned(name, "medium", "; ".join(found), "deduplicate the source before generating")
-    return passed(name, "medium", "no duplicate texts within a split")
+        return warned(name, "medium", "; ".join(found) + _coverage(data), "deduplicate the source before generating")
+    return passed(name, "medium", "no duplicate texts within a split" + _coverage(data))
 
 
 def check_leakage(data: DatasetSample) -> Check:
@@ -208,9 +248,10 @@ def check_leakage(data: DatasetSample) -> Check:
         if split in data.text_hashes and train & set(data.text_hashes[split])
     ]
     if leaks:
-        return failed(name, "critical", "; ".join(leaks), "remove the overlapping rows from train and regenerate")
+        hint = "remove the overlapping rows from train and regenerate"
+        return failed(name, "critical", "; ".join(leaks) + _coverage(data), hint)
     others = [split for split in _EVAL_SPLITS if split in data.text_hashes]
-    return passed(name, "critical", f"train shares no text with {', '.join(others) or 'other splits'}")
+    return passed(name, "critical", f"train shares no text with {', '.join(others) or 'other splits'}{_coverage(data)}")
 
 
 def check_row_counts(data: DatasetSample) -> Check:

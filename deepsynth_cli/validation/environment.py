@@ -7,6 +7,7 @@ import importlib.util
 import platform
 import shutil
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from packaging.requirements import Requirement
@@ -19,26 +20,48 @@ from deepsynth_cli.validation import Check, Severity, failed, passed, skipped, w
 DISTRIBUTION = "deepsynth"
 PACKAGES = ("torch", "transformers", "accelerate", "datasets", "huggingface-hub")
 # The `train` extra: without it, generate works and the model side does not.
+TRAIN_EXTRA = "train"
 _MODEL_SIDE = frozenset({"torch", "transformers", "accelerate"})
-# pyproject.toml's `train` extra, for installs whose metadata predates it (an old egg-info).
-_TRAIN_EXTRA = {"torch": ">=2.13", "transformers": ">=5.18,<6", "accelerate": ">=1.15"}
+# Where a source checkout declares them, for an editable install whose metadata predates the `train` extra.
+_PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
+MODEL_CLASSES_MODULE = "transformers.models.deepseek_ocr2"
 
 
-def supported_ranges() -> dict[str, SpecifierSet]:
-    """Requirement specifiers of deepsynth (all extras) by normalised package name, plus `python`."""
-    ranges: dict[str, SpecifierSet] = {}
+def _normalise(name: str) -> str:
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+def ranges_from(requires: Iterable[str], python: str = "") -> dict[str, SpecifierSet]:
+    """Specifiers by normalised package name from `Requires-Dist` lines (every extra), plus `python`."""
+    ranges = {_normalise(Requirement(line).name): Requirement(line).specifier for line in requires}
+    ranges["python"] = SpecifierSet(python)
+    return ranges
+
+
+def _pyproject_requires(path: Path) -> tuple[list[str], str]:
+    """`[project]` dependencies and every optional dependency of a checkout's pyproject.toml."""
+    import tomllib
+
+    project = tomllib.loads(path.read_text(encoding="utf-8")).get("project", {})
+    extras = project.get("optional-dependencies", {})
+    lines = [*project.get("dependencies", []), *(line for group in extras.values() for line in group)]
+    return lines, str(project.get("requires-python", ""))
+
+
+def supported_ranges(distribution: importlib.metadata.Distribution | None = None) -> dict[str, SpecifierSet]:
+    """Requirement specifiers of deepsynth (all extras) by normalised package name, plus `python`, read from the
+    installed distribution's metadata. An editable install made before the `train` extra existed has metadata
+    without it: the checkout's pyproject.toml (what a reinstall would write) is read instead. Nothing found: {}."""
     try:
-        requires = importlib.metadata.requires(DISTRIBUTION) or []
-        python = importlib.metadata.metadata(DISTRIBUTION)["Requires-Python"] or ""
+        distribution = distribution or importlib.metadata.distribution(DISTRIBUTION)
     except importlib.metadata.PackageNotFoundError:
         return {}
-    for line in requires:
-        requirement = Requirement(line)
-        ranges[requirement.name.lower().replace("_", "-")] = requirement.specifier
-    ranges["python"] = SpecifierSet(python)
-    for package, specifier in _TRAIN_EXTRA.items():
-        ranges.setdefault(package, SpecifierSet(specifier))
-    return ranges
+    requires = distribution.requires or []
+    python = distribution.metadata["Requires-Python"] or ""
+    has_train = any(f'extra == "{TRAIN_EXTRA}"' in line.replace("'", '"') for line in requires)
+    if not has_train and distribution.metadata["Name"] == DISTRIBUTION and _PYPROJECT.is_file():
+        requires, python = _pyproject_requires(_PYPROJECT)
+    return ranges_from(requires, python)
 
 
 def installed_versions() -> dict[str, str | None]:
@@ -77,35 +100,73 @@ def check_versions(versions: Mapping[str, str | None], ranges: Mapping[str, Spec
     return checks
 
 
-def check_model_classes() -> Check:
-    """transformers ships DeepSeek-OCR-2 natively (no trust_remote_code), found without importing transformers."""
+def check_model_classes(module: str = MODEL_CLASSES_MODULE, wanted: SpecifierSet | None = None) -> Check:
+    """transformers ships DeepSeek-OCR-2 natively (no trust_remote_code): its `deepseek_ocr2` module is found
+    without importing transformers (which would cost a second of start-up)."""
     name = "env:deepseek-ocr-2-classes"
-    if importlib.util.find_spec("transformers") is None:
-        return skipped(name, "transformers is not installed")
-    if importlib.util.find_spec("transformers.models.deepseek_ocr2") is None:
+    package = module.split(".")[0]
+    if importlib.util.find_spec(package) is None:
+        return skipped(name, f"{package} is not installed")
+    try:
+        found = importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):  # a parent package that is not a package, or a broken install
+        found = False
+    if not found:
+        wanted = wanted if wanted is not None else supported_ranges().get("transformers", SpecifierSet())
         return failed(
-            name, "high", "this transformers has no DeepseekOcr2 classes", "pip install 'transformers>=5.18,<6'"
+            name,
+            "high",
+            f"this {package} {_version(package)} has no DeepseekOcr2 classes ({module} is missing)",
+            f"pip install '{package}{wanted}'",
         )
-    return passed(name, "high", "transformers has DeepseekOcr2ForConditionalGeneration")
+    return passed(name, "high", f"{package} has DeepseekOcr2ForConditionalGeneration")
 
 
-def check_gpu(precision: str) -> Check:
-    """A config that trains in bf16/fp16 needs CUDA (and bf16 support for bf16)."""
-    name = "env:gpu"
-    if precision == "no":
-        return skipped(name, "no config asks for mixed precision on a GPU")
+def _version(package: str) -> str:
+    try:
+        return importlib.metadata.version(package)
+    except importlib.metadata.PackageNotFoundError:
+        return "(version unknown)"
+
+
+@dataclass(frozen=True)
+class Cuda:
+    """What the GPU check needs to know about this machine."""
+
+    available: bool
+    bf16: bool = False
+    device: str = ""
+
+
+def probe_cuda() -> Cuda | None:
+    """This machine's CUDA, from torch (None: torch is not installed)."""
+    if importlib.util.find_spec("torch") is None:
+        return None
     import torch
 
     if not torch.cuda.is_available():
+        return Cuda(available=False)
+    return Cuda(True, bool(torch.cuda.is_bf16_supported()), str(torch.cuda.get_device_name(0)))
+
+
+def check_gpu(precision: str, cuda: Cuda | None = None) -> Check:
+    """A config that trains in bf16/fp16 needs CUDA (and bf16 support for bf16). `cuda`: probed when not given."""
+    name = "env:gpu"
+    if precision == "no":
+        return skipped(name, "no config asks for mixed precision on a GPU")
+    cuda = cuda or probe_cuda()
+    if cuda is None:
+        return failed(name, "high", f"precision {precision} needs torch, which is not installed", "pip install torch")
+    if not cuda.available:
         return failed(
             name,
             "high",
             f"precision {precision} asks for a GPU but CUDA is not available",
             "run on a CUDA machine, or set precision: no (CPU)",
         )
-    if precision == "bf16" and not torch.cuda.is_bf16_supported():
-        return failed(name, "high", "this GPU does not support bf16", "use precision: fp16 on this GPU")
-    return passed(name, "high", f"CUDA on {torch.cuda.get_device_name(0)}, {precision} supported")
+    if precision == "bf16" and not cuda.bf16:
+        return failed(name, "high", f"this GPU ({cuda.device}) does not support bf16", "use precision: fp16 on it")
+    return passed(name, "high", f"CUDA on {cuda.device}, {precision} supported")
 
 
 def check_disk(folders: Iterable[Path], min_free_gib: float) -> list[Check]:

@@ -9,8 +9,10 @@ Tests drive it from Python: `fail_next` / `delay_next` inject faults into the ne
 is the log of what the clients sent (headers included), `commit_count` / `uploaded_bytes` count the work done,
 `reset()` empties a running server between tests. `python -m tests.support.hub_server ROOT` serves one by hand.
 
-Not modelled: Xet storage (clients must run with HF_HUB_DISABLE_XET=1), pull requests, tags, gated repos,
-per-namespace permissions (any known token may write anywhere), multipart LFS uploads, the dataset viewer.
+Token roles are modelled: `add_token(role="read")` or `add_token(role="fineGrained", scoped=[...])` makes a token
+that whoami describes like the Hub does and that is refused (403) where it may not write; the default tokens are
+`write` tokens. Not modelled: Xet storage (clients must run with HF_HUB_DISABLE_XET=1), pull requests, tags, gated
+repos, per-namespace permissions (a write token may write anywhere), multipart LFS uploads, the dataset viewer.
 """
 
 from __future__ import annotations
@@ -354,6 +356,7 @@ class HubServer:
     """The Hub look-alike: `start()` serves it on 127.0.0.1 in a background thread, `stop()` ends it.
 
     `tokens` maps each accepted token to its user name (default: one random `hf_test_...` token for `user`).
+    `token_access` maps a token to its whoami `accessToken` (role, fine-grained scopes); absent: a write token.
     `tree_page_size` caps entries per `/tree` page (the Hub uses 1000, 50 with expand); lower it to test paging.
     `reset()` gives a running server empty storage, logs and faults, which is cheaper than a new server.
     """
@@ -438,6 +441,7 @@ class HubServer:
             self._generation += 1
             self.store = HubStore(root)
             self.tokens: dict[str, str] = dict(self._initial[0])
+            self.token_access: dict[str, dict[str, Any]] = {}
             self.tree_page_size: int = self._initial[1]
             self.requests: list[RecordedRequest] = []
             # Requests no route knew or a handler crashed on: the first thing to read when a client fails here.
@@ -462,6 +466,24 @@ class HubServer:
         """
         with self._lock:
             self._faults.append(_Fault(method.upper(), re.compile(path_regex), count, seconds=seconds))
+
+    def add_token(
+        self, user: str | None = None, role: str = "write", scoped: list[tuple[str, str, list[str]]] | None = None
+    ) -> str:
+        """A new accepted token of `user` (default: `self.user`) with this role: "read", "write" or "fineGrained".
+
+        `scoped` (fineGrained only): (entity type, entity name, permissions) triples, the way the Hub's whoami lists
+        them, e.g. ("user", "test-user", ["repo.content.read", "repo.write"]) or ("dataset", "owner/name", [...]).
+        """
+        token = "hf_test_" + secrets.token_hex(16)
+        access: dict[str, Any] = {"displayName": f"test {role}", "role": role}
+        if role == "fineGrained":
+            entries = [{"entity": {"type": t, "name": n}, "permissions": list(p)} for t, n, p in scoped or []]
+            access["fineGrained"] = {"canReadGatedRepos": False, "global": [], "scoped": entries}
+        with self._lock:
+            self.tokens[token] = user or self.user
+            self.token_access[token] = access
+        return token
 
     def clear_faults(self) -> None:
         with self._lock:
@@ -590,7 +612,28 @@ class HubServer:
         repo = self.store.get(type, f"{ns}/{name}")
         if repo is None:
             raise HubError(404, "Repository not found", "RepoNotFound")
+        self._check_role(request, type, f"{ns}/{name}")
         return repo, user
+
+    def _access(self, request: Request) -> dict[str, Any]:
+        """The whoami `accessToken` of the request's (already accepted) token."""
+        token = request.headers.get("authorization", "").partition(" ")[2]
+        return self.token_access.get(token, {"displayName": "test", "role": "write"})
+
+    def _check_role(self, request: Request, type: str, repo_id: str) -> None:
+        """403 unless the token's role may write `repo_id`: write/admin, or fineGrained with `repo.write` on the repo
+        or on its namespace (user or org)."""
+        access = self._access(request)
+        role = access.get("role")
+        if role in ("write", "admin"):
+            return
+        if role == "fineGrained":
+            for scope in access.get("fineGrained", {}).get("scoped", []):
+                kind, name = scope["entity"]["type"], scope["entity"]["name"]
+                covers = (kind in ("user", "org") and name == repo_id.split("/")[0]) or (kind, name) == (type, repo_id)
+                if covers and "repo.write" in scope["permissions"]:
+                    return
+        raise HubError(403, f"You don't have the rights to write to {repo_id} with this token ({role})")
 
     def _url_prefix(self, repo: Repo) -> str:
         return self.endpoint + ("" if repo.repo_type == "model" else f"/{repo.repo_type}s") + f"/{repo.repo_id}"
@@ -601,7 +644,7 @@ class HubServer:
         user = self._user(request)
         if user is None:
             raise HubError(401, "Invalid credentials in Authorization header")
-        token = {"displayName": "test", "role": "write"}
+        token = self._access(request)
         return _json({"type": "user", "name": user, "fullname": user, "orgs": [], "auth": {"accessToken": token}})
 
     def _agent_harnesses(self, request: Request, body: bytes) -> Response:
@@ -617,6 +660,8 @@ class HubServer:
         if repo_type not in REPO_TYPES:
             raise HubError(400, f"Invalid repo type {repo_type}")
         repo_id = f"{payload.get('organization') or user}/{payload['name']}"
+        if self.store.get(repo_type, repo_id) is None:  # an existing repo is a 409 whatever the token may do
+            self._check_role(request, repo_type, repo_id)
         private = bool(payload.get("private")) or payload.get("visibility") in ("private", "protected")
         url = self.endpoint + ("" if repo_type == "model" else f"/{repo_type}s") + f"/{repo_id}"
         try:

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import pytest
 from typer.testing import CliRunner
 
 from deepsynth_cli.cli.app import app
@@ -119,19 +118,6 @@ def test_not_enough_free_disk_fails() -> None:
     assert disk and all((c["status"], c["severity"]) == ("fail", "high") for c in disk)
     assert failures(report) == [c["name"] for c in disk]
     assert code == 1
-
-
-def test_bf16_without_a_gpu_fails(tmp_path: Path) -> None:
-    torch = pytest.importorskip("torch")
-    if torch.cuda.is_available():
-        pytest.skip("this machine has CUDA")
-    path = tmp_path / "train.yaml"
-    path.write_text("data:\n  datasets: [aclsum]\nprecision: bf16\n", encoding="utf-8")
-    code, report = validate("--config", str(path))
-    gpu = the_check(report, "env:gpu")
-    assert (gpu["status"], gpu["severity"]) == ("fail", "high") and "CUDA" in gpu["message"]
-    assert failures(report) == ["env:gpu"]
-    assert (code, report["score"]) == (1, 95)
 
 
 def test_the_human_table_and_help_import_nothing_heavy() -> None:
