@@ -208,3 +208,49 @@ def test_pages_counted_for_another_geometry_than_the_model_warn(tmp_path: Path) 
     assert (check["status"], check["severity"]) == ("warn", "medium") and "[257]" in check["message"]
     assert failures(report) == [check["name"]]
     assert (code, report["score"]) == (0, 98)
+
+
+def test_a_dataset_without_its_manifest_warns(copy: Path) -> None:
+    (copy / "manifest.json").unlink()
+    code, report = run("--datasets", str(copy))
+    check = the_check(report, f"dataset:{copy}:row-counts")
+    assert (check["status"], check["severity"]) == ("warn", "medium")
+    assert check["message"] == "no manifest.json" and "deepsynth generate" in check["hint"]
+    assert failures(report) == [check["name"]]
+    assert (code, report["score"]) == (0, 98)
+
+
+def train_config(tmp_path: Path, *datasets: str) -> Path:
+    path = tmp_path / "train.yaml"
+    path.write_text("data:\n  datasets: [" + ", ".join(f"'{name}'" for name in datasets) + "]\n", encoding="utf-8")
+    return path
+
+
+def test_a_train_config_without_datasets_flag_checks_its_own_datasets(clean: Path, tmp_path: Path) -> None:
+    code, report = run("--config", str(train_config(tmp_path, str(clean))), "--sample", "2")
+    for part in ("found", "schema", "images", "leakage", "row-counts"):
+        assert the_check(report, f"dataset:{clean}:{part}")["status"] == "pass"
+    assert failures(report) == [] and (code, report["score"]) == (0, 100)
+
+
+def test_a_train_config_naming_a_dataset_that_does_not_exist(clean: Path, tmp_path: Path) -> None:
+    config = train_config(tmp_path, str(clean), "never-generated")
+    code, report = run("--config", str(config), "--sample", "2")
+    check = the_check(report, "dataset:never-generated:found")
+    assert (check["status"], check["severity"]) == ("fail", "critical") and "not found" in check["message"]
+    assert failures(report) == [check["name"]]
+    assert (code, report["score"]) == (1, 90)
+    # --datasets says what to check: the config's own list is then not read.
+    code, report = run("--config", str(config), "--datasets", str(clean), "--sample", "2")
+    assert not any(check["name"].startswith("dataset:never-generated") for check in report["checks"])
+    assert (code, report["score"]) == (0, 100)
+
+
+def test_an_unreadable_dataset_of_a_train_config(copy: Path, tmp_path: Path) -> None:
+    (path,) = sorted((copy / "data").glob("test-*.parquet"))
+    path.write_bytes(b"not parquet")
+    code, report = run("--config", str(train_config(tmp_path, str(copy))), "--sample", "2")
+    check = the_check(report, f"dataset:{copy}:found")
+    assert (check["status"], check["severity"]) == ("fail", "critical") and "cannot read" in check["message"]
+    assert failures(report) == [check["name"]]
+    assert (code, report["score"]) == (1, 90)
