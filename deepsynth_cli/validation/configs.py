@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import importlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,12 @@ from deepsynth_cli.training.config import TrainConfig, load_train_config
 from deepsynth_cli.validation import Check, failed, passed, skipped
 
 _PRESET_KEYS = frozenset(TrainPreset.model_fields)
+# Commands whose YAML lives in a folder of their own name (configs/serve/, configs/eval/): the job config class,
+# imported only when such a file is checked.
+FOLDER_CONFIGS = {
+    "serve": "deepsynth_cli.serving.config:ServeConfig",
+    "eval": "deepsynth_cli.evaluation.config:EvalConfig",
+}
 _TRAIN_ONLY = frozenset(TrainConfig.model_fields) - frozenset(GenerateConfig.model_fields) - _PRESET_KEYS
 
 
@@ -36,6 +43,8 @@ def config_files(root: Path) -> list[Path]:
 
 
 def _kind(path: Path, data: dict[str, Any]) -> str:
+    if path.parent.name in FOLDER_CONFIGS:
+        return path.parent.name
     keys = set(data)
     if "train" in path.parent.name and keys <= _PRESET_KEYS:
         return "train preset"
@@ -74,6 +83,12 @@ def check_config(path: Path) -> tuple[Check, LoadedConfig | None]:
         return failed(name, "critical", error.message, error.hint), None
     kind = _kind(path, data)
     models: dict[str, type[BaseModel]] = {"generate": GenerateConfig, "train": TrainConfig, "train preset": TrainPreset}
+    if kind in FOLDER_CONFIGS:
+        module, _, cls = FOLDER_CONFIGS[kind].partition(":")
+        try:
+            models[kind] = getattr(importlib.import_module(module), cls)
+        except (ImportError, AttributeError):
+            return skipped(name, f"no {kind} job config in this deepsynth ({FOLDER_CONFIGS[kind]})"), None
     model = models[kind]
     try:
         if kind == "train":

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 from typer.testing import CliRunner
 
 from deepsynth_cli.cli.app import app
@@ -127,3 +128,17 @@ def test_the_human_table_and_help_import_nothing_heavy() -> None:
         "'datasets', 'huggingface_hub'} & set(sys.modules)))"  # fmt: skip
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_a_serve_config_is_parsed_as_one(tmp_path: Path) -> None:
+    pytest.importorskip("deepsynth_cli.serving.config", reason="serve is not in this checkout yet")
+    (tmp_path / "configs" / "serve").mkdir(parents=True)
+    (tmp_path / "configs" / "serve" / "good.yaml").write_text("port: 8001\n", encoding="utf-8")
+    (tmp_path / "configs" / "serve" / "bad.yaml").write_text("prot: 8001\n", encoding="utf-8")
+    code, report = validate()
+    assert the_check(report, "config:configs/serve/good.yaml")["message"] == "valid serve config"
+    bad = the_check(report, "config:configs/serve/bad.yaml")
+    assert (bad["status"], bad["severity"]) == ("fail", "critical")
+    assert bad["message"].startswith("serve config: prot") and "did you mean 'port'?" in bad["message"]
+    assert failures(report) == ["config:configs/serve/bad.yaml"]
+    assert (code, report["score"]) == (1, 90)
