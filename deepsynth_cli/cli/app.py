@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from deepsynth_cli import __version__
+from deepsynth_cli.cli import eval as eval_cmd
 from deepsynth_cli.cli import generate, train, validate
 
 app = typer.Typer(
@@ -37,6 +38,7 @@ def root(
 app.command("generate", no_args_is_help=False)(generate.command)
 app.command("train", no_args_is_help=True)(train.command)
 app.command("validate", no_args_is_help=False)(validate.command)
+app.command("eval", no_args_is_help=True)(eval_cmd.command)
 
 
 def main() -> None:

@@ -24,7 +24,12 @@ TRAIN_EXTRA = "train"
 _MODEL_SIDE = frozenset({"torch", "transformers", "accelerate"})
 # Where a source checkout declares them, for an editable install whose metadata predates the `train` extra.
 _PYPROJECT = Path(__file__).resolve().parents[2] / "pyproject.toml"
-MODEL_CLASSES_MODULE = "transformers.models.deepseek_ocr2"
+# Where transformers defines the DeepSeek-OCR-2 classes deepsynth loads (file -> class).
+MODEL_CLASSES_FOLDER = "models/deepseek_ocr2"
+MODEL_CLASSES = {
+    "modeling_deepseek_ocr2.py": "DeepseekOcr2ForConditionalGeneration",
+    "processing_deepseek_ocr2.py": "DeepseekOcr2Processor",
+}
 
 
 def _normalise(name: str) -> str:
@@ -100,26 +105,33 @@ def check_versions(versions: Mapping[str, str | None], ranges: Mapping[str, Spec
     return checks
 
 
-def check_model_classes(module: str = MODEL_CLASSES_MODULE, wanted: SpecifierSet | None = None) -> Check:
-    """transformers ships DeepSeek-OCR-2 natively (no trust_remote_code): its `deepseek_ocr2` module is found
-    without importing transformers (which would cost a second of start-up)."""
+def check_model_classes(
+    package: str = "transformers", folder: str = MODEL_CLASSES_FOLDER, classes: Mapping[str, str] = MODEL_CLASSES
+) -> Check:
+    """transformers ships DeepSeek-OCR-2 natively (no trust_remote_code): its `models/deepseek_ocr2` files define
+    the classes deepsynth uses. Read from the installed package's files: importing transformers costs seconds."""
     name = "env:deepseek-ocr-2-classes"
-    package = module.split(".")[0]
-    if importlib.util.find_spec(package) is None:
+    spec = importlib.util.find_spec(package)
+    if spec is None:
         return skipped(name, f"{package} is not installed")
-    try:
-        found = importlib.util.find_spec(module) is not None
-    except (ImportError, ValueError):  # a parent package that is not a package, or a broken install
-        found = False
-    if not found:
-        wanted = wanted if wanted is not None else supported_ranges().get("transformers", SpecifierSet())
+    roots = [Path(root) / folder for root in spec.submodule_search_locations or []]
+    missing = [cls for file, cls in classes.items() if not any(_defines(root / file, cls) for root in roots)]
+    if missing:
+        wanted = supported_ranges().get("transformers", SpecifierSet()) if package == "transformers" else ""
         return failed(
             name,
             "high",
-            f"this {package} {_version(package)} has no DeepseekOcr2 classes ({module} is missing)",
+            f"this {package} {_version(package)} has no {', '.join(missing)} ({folder} is missing or older)",
             f"pip install '{package}{wanted}'",
         )
-    return passed(name, "high", f"{package} has DeepseekOcr2ForConditionalGeneration")
+    return passed(name, "high", f"{package} has {', '.join(classes.values())}")
+
+
+def _defines(path: Path, cls: str) -> bool:
+    try:
+        return f"\nclass {cls}(" in path.read_text(encoding="utf-8")
+    except OSError:
+        return False
 
 
 def _version(package: str) -> str:

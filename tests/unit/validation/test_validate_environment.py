@@ -4,7 +4,6 @@ test breaks one thing (the DeepSeek-OCR-2 classes, CUDA, bf16) and asserts the c
 from __future__ import annotations
 
 import importlib.metadata
-import sys
 import tomllib
 from pathlib import Path
 
@@ -15,9 +14,10 @@ from packaging.specifiers import SpecifierSet
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.services import generate
 from deepsynth_cli.validation.environment import (
-    MODEL_CLASSES_MODULE,
+    MODEL_CLASSES,
     Cuda,
     check_gpu,
+    check_model_classes,
     check_versions,
     supported_ranges,
 )
@@ -70,16 +70,17 @@ def test_metadata_older_than_the_train_extra_falls_back_to_the_checkout(tmp_path
         assert ranges[Requirement(line).name] == Requirement(line).specifier
 
 
-def test_transformers_without_the_deepseek_ocr2_classes(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_transformers_without_the_deepseek_ocr2_files_fails(tmp_path: Path) -> None:
     pytest.importorskip("transformers", reason="needs the train extra", exc_type=ModuleNotFoundError)
-    # What an older transformers looks like to the check: the package is there, its deepseek_ocr2 module is not.
-    monkeypatch.setitem(sys.modules, MODEL_CLASSES_MODULE, None)
-    code, report = validate()
-    check = the_check(report, "env:deepseek-ocr-2-classes")
-    assert (check["status"], check["severity"]) == ("fail", "high")
-    assert "has no DeepseekOcr2 classes" in check["message"] and "pip install 'transformers" in check["hint"]
-    assert failures(report) == ["env:deepseek-ocr-2-classes"]
-    assert (code, report["score"], report["exit_code"]) == (1, 95, 1)
+    check = check_model_classes(folder="models/deepseek_ocr1")  # where an older transformers has nothing
+    assert (check.name, check.status, check.severity) == ("env:deepseek-ocr-2-classes", "fail", "high")
+    assert "no DeepseekOcr2ForConditionalGeneration, DeepseekOcr2Processor" in check.message
+    assert check.hint.startswith("pip install 'transformers") and ">=5.18" in check.hint
+    # The folder is there but a class is not (a release with the model and without its processor).
+    partial = check_model_classes(classes={**MODEL_CLASSES, "processing_deepseek_ocr2.py": "DeepseekOcr2Processorr"})
+    assert partial.status == "fail" and "no DeepseekOcr2Processorr (" in partial.message
+    assert check_model_classes().status == "pass"
+    assert check_model_classes(package="no_such_package_here").status == "skip"
 
 
 @pytest.fixture(scope="module")
