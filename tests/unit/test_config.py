@@ -11,6 +11,7 @@ from pydantic import BaseModel
 from deepsynth_cli.config import GenerateConfig, load_config
 from deepsynth_cli.data.registry import get_spec
 from deepsynth_cli.errors import ConfigError
+from deepsynth_cli.evaluation.config import EvalConfig
 from deepsynth_cli.models.preset_config import TrainPreset
 from deepsynth_cli.settings import get_settings
 
@@ -77,7 +78,7 @@ def test_shard_index_must_be_below_num_shards() -> None:
         load_config(GenerateConfig, None, {"num_shards": 2, "shard_index": 2})
 
 
-JOB_CONFIGS: dict[str, type[BaseModel]] = {"generate": GenerateConfig, "train": TrainPreset}
+JOB_CONFIGS: dict[str, type[BaseModel]] = {"generate": GenerateConfig, "train": TrainPreset, "eval": EvalConfig}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(p.parents[1])) for p in CONFIGS])

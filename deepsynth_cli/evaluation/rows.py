@@ -1,0 +1,323 @@
+"""The rows `eval` scores: read from a rendered split (a fixed seeded subset) or from a file of predictions.
+
+A rendered split is read in two passes so that memory never holds its pages: first every column but `pages`
+(ids, texts, references), then the pages of a few rows at a time, by row index, for generation and the gallery.
+
+**Predictions file** (`deepsynth eval --predictions FILE.jsonl`): JSON Lines, one object per row.
+
+    {"id": "P19-1001", "prediction": "We propose ...", "reference": "...", "language": "en"}   # self-contained
+    {"id": "P19-1001", "prediction": "We propose ..."}                 # with --datasets NAME [--split test]
+
+- `id` (string, required, unique per dataset) and `prediction` (string; `null` or "" is an empty prediction,
+  scored 0 and kept in every mean).
+- Self-contained lines also need `reference` and `language` (BCP-47); `source` (the document text) is optional
+  and enables the Lead-k baselines and novel n-grams; `dataset` optionally groups rows (default "predictions").
+- With `--datasets`, references, languages and source texts come from the rendered split, joined on its
+  `source_id`; with several datasets each line names its `dataset`. The `predictions.jsonl` that `eval`
+  writes has exactly these fields, so it can be rescored this way.
+Unknown ids, duplicate ids, missing fields and bad JSON are errors that name the ids or line numbers.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from deepsynth_cli.data.shards import DATA_DIR
+from deepsynth_cli.data.store import DatasetLocation, load_split
+from deepsynth_cli.errors import DatasetError
+from deepsynth_cli.settings import Settings
+
+Row = Mapping[str, Any]
+REQUIRED_COLUMNS = ("pages", "summary", "language")
+META_COLUMNS = ("source_id", "text", "summary", "language", "text_tokens", "num_pages")
+_SHOWN_IDS = 10
+
+
+@dataclass
+class EvalRow:
+    """One document to score: its reference, its source, and (once generated or read) the prediction."""
+
+    dataset: str
+    id: str
+    language: str
+    reference: str
+    source: str | None = None  # the document text: Lead-k baselines and novel n-grams need it
+    text_tokens: int | None = None
+    index: int | None = None  # position in the split: where its pages are read from
+    num_pages: int | None = None
+    prediction: str = ""
+    error: str | None = None  # the model failed on this row; the prediction is empty
+    pages_shown: int | None = None
+    vision_tokens: int | None = None
+    new_tokens: int | None = None
+    finished: bool | None = None
+    logprob: float | None = None
+
+
+def sample_indices(total: int, max_samples: int | None, seed: int) -> list[int]:
+    """Row positions to evaluate, in file order: all of them, or `max_samples` drawn without replacement by a
+    generator seeded with `seed` (the same rows every run while the split is unchanged)."""
+    if max_samples is None or max_samples >= total:
+        return list(range(total))
+    chosen = np.random.default_rng(seed).choice(total, size=max_samples, replace=False)
+    return sorted(int(index) for index in chosen)
+
+
+class SplitReader:
+    """One split of a rendered dataset, read by row position: local Parquet row groups, or a Hub dataset."""
+
+    def __init__(self, location: DatasetLocation, split: str, settings: Settings) -> None:
+        self.location = location
+        self.split = split
+        self._dataset: Any = None
+        self._units: list[tuple[Path, int]] = []  # (file, row group)
+        self._starts: list[int] = []  # first row position of each unit
+        self._cached: tuple[int, list[dict[str, Any]]] | None = None
+        if location.kind == "local":
+            self._open_local()
+        else:
+            self._dataset = load_split(location, split, settings)
+            self._check(list(self._dataset.column_names))
+
+    def _open_local(self) -> None:
+        import pyarrow.parquet as pq
+
+        assert self.location.path is not None
+        files = sorted((self.location.path / DATA_DIR).glob(f"{self.split}-*.parquet"))
+        if not files:
+            present = sorted({path.name.split("-")[0] for path in (self.location.path / DATA_DIR).glob("*.parquet")})
+            raise DatasetError(
+                f"{self.location} has no {self.split!r} split (it has: {', '.join(present) or 'no shards'})",
+                hint=f"pick one with --split, or render it with `deepsynth generate --split {self.split}`",
+            )
+        total = 0
+        for path in files:
+            meta = pq.ParquetFile(path).metadata
+            self._check(meta.schema.to_arrow_schema().names)
+            for group in range(meta.num_row_groups):
+                self._units.append((path, group))
+                self._starts.append(total)
+                total += meta.row_group(group).num_rows
+        self._total = total
+
+    def _check(self, columns: Sequence[str]) -> None:
+        missing = [name for name in REQUIRED_COLUMNS if name not in columns]
+        if missing:
+            raise DatasetError(
+                f"{self.location} ({self.split}) has no {', '.join(repr(name) for name in missing)} column: it is not "
+                f"a rendered dataset (columns: {', '.join(columns)})",
+                hint="evaluate on what `deepsynth generate` writes",
+            )
+        self.columns = list(columns)
+
+    def __len__(self) -> int:
+        return len(self._dataset) if self._dataset is not None else self._total
+
+    def read(self, indices: Sequence[int], columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(position, row) for each position in `indices` (ascending), with only `columns` (those present)."""
+        wanted = [name for name in columns if name in self.columns]
+        if self._dataset is not None:
+            subset = self._dataset.select_columns(wanted).select(list(indices))
+            yield from zip(indices, subset, strict=True)
+            return
+        for index in indices:
+            unit = bisect.bisect_right(self._starts, index) - 1
+            if unit < 0 or index >= self._total:
+                raise IndexError(f"row {index} is outside {self.location} ({self.split}, {self._total} rows)")
+            yield index, dict(self._unit_rows(unit, wanted)[index - self._starts[unit]])
+
+    def _unit_rows(self, unit: int, columns: list[str]) -> list[dict[str, Any]]:
+        import pyarrow.parquet as pq
+
+        key = hash((unit, tuple(columns)))
+        if self._cached is None or self._cached[0] != key:
+            path, group = self._units[unit]
+            self._cached = (key, pq.ParquetFile(path).read_row_group(group, columns=columns).to_pylist())
+        return self._cached[1]
+
+
+def dataset_rows(reader: SplitReader, name: str, indices: Sequence[int]) -> list[EvalRow]:
+    """The rows at `indices` without their pages."""
+    rows = []
+    for index, row in reader.read(indices, META_COLUMNS):
+        source_id = row.get("source_id")
+        tokens = row.get("text_tokens")
+        rows.append(
+            EvalRow(
+                dataset=name,
+                id=str(source_id) if source_id not in (None, "") else str(index),
+                language=str(row.get("language") or ""),
+                reference=str(row.get("summary") or ""),
+                source=row.get("text"),
+                text_tokens=int(tokens) if tokens is not None else None,
+                index=index,
+                num_pages=row.get("num_pages"),
+            )
+        )
+    return rows
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Predictions files
+
+
+@dataclass(frozen=True)
+class PredictionLine:
+    line: int
+    id: str
+    prediction: str
+    fields: dict[str, Any]
+
+
+def read_predictions(path: Path) -> list[PredictionLine]:
+    """Every line of a predictions file, checked: JSON objects with an `id` and a `prediction` each."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as error:
+        raise DatasetError(
+            f"predictions file not found: {path}", hint="check the path given to --predictions"
+        ) from error
+    except UnicodeDecodeError as error:
+        raise DatasetError(f"predictions file {path} is not UTF-8", hint="save it as UTF-8 JSON Lines") from error
+    lines: list[PredictionLine] = []
+    bad: list[str] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            item = json.loads(raw)
+        except ValueError:
+            bad.append(f"line {number}: not JSON")
+            continue
+        if not isinstance(item, dict):
+            bad.append(f"line {number}: not a JSON object")
+            continue
+        identifier, prediction = item.get("id"), item.get("prediction", ...)
+        if identifier is None or str(identifier) == "":
+            bad.append(f"line {number}: no id")
+        elif prediction is ...:
+            bad.append(f"line {number} (id {identifier}): no prediction field")
+        elif prediction is not None and not isinstance(prediction, str):
+            bad.append(f"line {number} (id {identifier}): prediction is not a string")
+        else:
+            lines.append(PredictionLine(number, str(identifier), prediction or "", item))
+    if bad:
+        raise DatasetError(f"{path}: {_listed(bad)}", hint=_FORMAT_HINT)
+    if not lines:
+        raise DatasetError(f"{path} holds no predictions", hint=_FORMAT_HINT)
+    duplicates = _duplicates((str(line.fields.get("dataset", "")), line.id) for line in lines)
+    if duplicates:
+        raise DatasetError(f"{path}: duplicate ids {_listed(duplicates)}", hint="give each row one prediction")
+    return lines
+
+
+_FORMAT_HINT = (
+    'one JSON object a line: {"id": ..., "prediction": ..., "reference": ..., "language": ...}, or id and prediction '
+    "only with --datasets to join the references (see `deepsynth eval --help`)"
+)
+
+
+def self_contained_rows(lines: Sequence[PredictionLine]) -> list[EvalRow]:
+    """Rows whose reference and language are in the file itself."""
+    missing = [
+        line.id
+        for line in lines
+        if not isinstance(line.fields.get("reference"), str) or not isinstance(line.fields.get("language"), str)
+    ]
+    if missing:
+        raise DatasetError(
+            f"no reference or language for ids {_listed(missing)}",
+            hint="add reference and language to each line, or give --datasets (and --split) to join the references",
+        )
+    rows = []
+    for line in lines:
+        source, tokens = line.fields.get("source"), line.fields.get("text_tokens")
+        rows.append(
+            EvalRow(
+                dataset=str(line.fields.get("dataset") or "predictions"),
+                id=line.id,
+                language=str(line.fields["language"]),
+                reference=str(line.fields["reference"]),
+                source=source if isinstance(source, str) else None,
+                text_tokens=tokens if isinstance(tokens, int) else None,
+                prediction=line.prediction,
+            )
+        )
+        _carry(rows[-1], line)
+    return rows
+
+
+def joined_rows(lines: Sequence[PredictionLine], readers: Mapping[str, SplitReader]) -> list[EvalRow]:
+    """Rows whose references come from rendered splits, matched on `source_id`; unknown ids are an error."""
+    names = list(readers)
+    by_dataset: dict[str, list[PredictionLine]] = {name: [] for name in names}
+    unnamed, unknown_dataset = [], []
+    for line in lines:
+        name = line.fields.get("dataset")
+        if name is None and len(names) == 1:
+            name = names[0]
+        if name is None:
+            unnamed.append(line.id)
+        elif str(name) not in by_dataset:
+            unknown_dataset.append(f"{line.id} ({name})")
+        else:
+            by_dataset[str(name)].append(line)
+    if unnamed:
+        raise DatasetError(
+            f"{len(names)} datasets given but no dataset field for ids {_listed(unnamed)}",
+            hint=f'add "dataset": one of {", ".join(names)} to each line, or evaluate one dataset at a time',
+        )
+    if unknown_dataset:
+        raise DatasetError(
+            f"lines name datasets that were not given: ids {_listed(unknown_dataset)}",
+            hint=f"the datasets given are: {', '.join(names)}",
+        )
+    rows: list[EvalRow] = []
+    for name, wanted in by_dataset.items():
+        if not wanted:
+            continue
+        reader = readers[name]
+        known = {row.id: row for row in dataset_rows(reader, name, range(len(reader)))}
+        unknown = [line.id for line in wanted if line.id not in known]
+        if unknown:
+            raise DatasetError(
+                f"{len(unknown)} of {len(wanted)} prediction ids are not in {reader.location} ({reader.split}): "
+                f"{_listed(unknown)}",
+                hint="the ids must be the split's source_id values; check --datasets and --split",
+            )
+        for line in sorted(wanted, key=lambda item: known[item.id].index or 0):
+            row = known[line.id]
+            row.prediction = line.prediction
+            _carry(row, line)
+            rows.append(row)
+    return rows
+
+
+def _carry(row: EvalRow, line: PredictionLine) -> None:
+    """What a predictions file written by `eval` also records: the model's failure and the vision tokens it saw
+    (so a rescored file keeps its error count and compression)."""
+    error, vision = line.fields.get("error"), line.fields.get("vision_tokens")
+    row.error = error if isinstance(error, str) else None
+    row.vision_tokens = vision if isinstance(vision, int) and vision > 0 else None
+
+
+def _duplicates(keys: Iterator[tuple[str, str]] | Sequence[tuple[str, str]]) -> list[str]:
+    seen: set[tuple[str, str]] = set()
+    repeated: dict[str, None] = {}
+    for key in keys:
+        if key in seen:
+            repeated[f"{key[0]}/{key[1]}" if key[0] else key[1]] = None
+        seen.add(key)
+    return list(repeated)
+
+
+def _listed(items: Sequence[str]) -> str:
+    shown = ", ".join(items[:_SHOWN_IDS])
+    return shown + (f" and {len(items) - _SHOWN_IDS} more" if len(items) > _SHOWN_IDS else "")
