@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from deepsynth_cli.data.shards import DATA_DIR, ROW_SCHEMA, parse_shard_name
@@ -40,7 +41,8 @@ class DatasetSample:
     name: str
     location: DatasetLocation
     manifest: dict[str, Any] | None
-    files: dict[str, list[Path]] = field(default_factory=dict)
+    files: dict[str, list[Path]] = field(default_factory=dict)  # shards per split (in the repo, for the Hub)
+    schemas: dict[str, pa.Schema] = field(default_factory=dict)  # of every shard opened, by file name
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     text_hashes: dict[str, list[str]] = field(default_factory=dict)
     row_counts: dict[str, int] = field(default_factory=dict)
@@ -69,31 +71,32 @@ def _local_sample(name: str, location: DatasetLocation, folder: Path, sample: in
     for split, paths in result.files.items():
         result.rows[split], result.text_hashes[split], result.row_counts[split] = [], [], 0
         for path in paths:
-            _read_shard(path, split, result, sample)
+            _read_shard(pq.ParquetFile(path), path.name, split, result, sample)
     return result
 
 
-def _read_shard(path: Path, split: str, result: DatasetSample, sample: int) -> None:
-    """Count the shard's rows, hash its texts, and decode rows until the split has `sample` of them."""
-    shard = pq.ParquetFile(path)
+def _read_shard(shard: pq.ParquetFile, name: str, split: str, result: DatasetSample, sample: int) -> None:
+    """Count the shard's rows, hash its texts, and decode row groups until the split has `sample` rows. Only the
+    footer, the text column and those row groups are read: on the Hub, each is one HTTP range request."""
+    result.schemas[name] = shard.schema_arrow
     result.row_counts[split] = result.row_counts.get(split, 0) + shard.metadata.num_rows
     if "text" in shard.schema_arrow.names:
         texts = shard.read(columns=["text"]).column("text").to_pylist()
         result.text_hashes.setdefault(split, []).extend(_content_hash(text) for text in texts)
     rows = result.rows.setdefault(split, [])
-    if len(rows) < sample:
-        for batch in shard.iter_batches(batch_size=min(64, sample)):
-            rows.extend(batch.to_pylist()[: sample - len(rows)])
-            if len(rows) >= sample:
-                break
+    for group in range(shard.num_row_groups):
+        if len(rows) >= sample:
+            break
+        rows.extend(shard.read_row_group(group).slice(0, sample - len(rows)).to_pylist())
 
 
 def _hub_sample(name: str, location: DatasetLocation, settings: Settings, sample: int) -> DatasetSample:
-    """A Hub repo, reading only what `--sample` needs: one file listing, the manifest, the part files (a few KB
-    that give every shard's row count) and, per split, shards in order until `sample` rows are read (usually the
-    first). Shards that are not downloaded are counted from the part files; a shard no part file describes is
-    downloaded. Duplicates and leakage are then judged on the texts of the downloaded shards."""
-    from huggingface_hub import hf_hub_download
+    """A Hub repo, reading only what `--sample` needs: one file listing, the manifest and the part files (a few KB
+    that give every shard's row count), then per split the shards in order until `sample` rows are read (usually
+    the first), each through HTTP range requests for its footer, its text column and the row groups decoded (64
+    rows each), never the whole shard. Shards not opened are counted from the part files; a shard no part file
+    describes is opened. Duplicates and leakage are then judged on the texts of the shards opened."""
+    from huggingface_hub import HfFileSystem, hf_hub_download
 
     from deepsynth_cli.data.hub import PARTS_DIR, hub_api
 
@@ -111,19 +114,19 @@ def _hub_sample(name: str, location: DatasetLocation, settings: Settings, sample
             shards = json.loads(fetch(path).read_text(encoding="utf-8")).get("shards", {})
             declared.update({shard: int(meta.get("rows", 0)) for shard, meta in shards.items()})
     result = DatasetSample(name=name, location=location, manifest=manifest)
-    shards_by_split: dict[str, list[str]] = {}
     for path in sorted(p for p in listed if p.startswith(f"{DATA_DIR}/") and p.endswith(".parquet")):
-        shards_by_split.setdefault(_split_of(Path(path)), []).append(path)
-    for split, paths in shards_by_split.items():
+        result.files.setdefault(_split_of(Path(path)), []).append(Path(path))
+    # No read-ahead cache: pyarrow asks for exactly the byte ranges it needs, each becomes one range request.
+    hub = HfFileSystem(token=token)
+    for split, paths in result.files.items():
         result.rows[split], result.text_hashes[split], result.row_counts[split] = [], [], 0
         for path in paths:
-            shard_name = Path(path).name
-            if len(result.rows[split]) >= sample and shard_name in declared:
-                result.row_counts[split] += declared[shard_name]
+            if len(result.rows[split]) >= sample and path.name in declared:
+                result.row_counts[split] += declared[path.name]
                 continue
-            local = fetch(path)
-            result.files.setdefault(split, []).append(local)
-            _read_shard(local, split, result, sample)
+            remote = f"datasets/{repo_id}/{path.as_posix()}"
+            with hub.open(remote, "rb", revision=revision, block_size=2**16, cache_type="none") as file:
+                _read_shard(pq.ParquetFile(file), path.name, split, result, sample)
     return result
 
 
@@ -152,18 +155,16 @@ def check_found(name: str, settings: Settings, sample: int) -> tuple[Check, Data
 def check_schema(data: DatasetSample) -> Check:
     name = f"dataset:{data.name}:schema"
     problems = []
-    for paths in data.files.values():
-        for path in paths:
-            schema = pq.read_schema(path)
-            for expected in ROW_SCHEMA:
-                index = schema.get_field_index(expected.name)
-                if index < 0:
-                    problems.append(f"{path.name}: missing column {expected.name!r}")
-                elif not schema.field(index).type.equals(expected.type):
-                    problems.append(f"{path.name}: {expected.name} is {schema.field(index).type}, not {expected.type}")
+    for shard, schema in data.schemas.items():
+        for expected in ROW_SCHEMA:
+            index = schema.get_field_index(expected.name)
+            if index < 0:
+                problems.append(f"{shard}: missing column {expected.name!r}")
+            elif not schema.field(index).type.equals(expected.type):
+                problems.append(f"{shard}: {expected.name} is {schema.field(index).type}, not {expected.type}")
     if problems:
         return failed(name, "critical", "; ".join(problems[:5]), "regenerate the dataset with `deepsynth generate`")
-    return passed(name, "critical", f"{sum(map(len, data.files.values()))} shard(s) with the row schema")
+    return passed(name, "critical", f"{len(data.schemas)} shard(s) with the row schema")
 
 
 def check_images(data: DatasetSample) -> Check:

@@ -134,6 +134,9 @@ def test_sampling_a_hub_dataset_downloads_only_the_shards_it_needs(
     # The first shard of each split, not the 4 others: a big dataset costs what its sample costs.
     assert shard_requests(hub_env) == ["test-00000-of-00001-00000.parquet", "train-00000-of-00001-00000.parquet"]
     assert hub_env.server.requests_to("GET", r"/resolve/[^/]+/manifest\.json$")
+    # ... and of those, byte ranges (footer, text column, the row groups decoded), never a whole download.
+    reads = [r for r in hub_env.server.requests_to("GET", r"/resolve/[^/]+/data/")]
+    assert reads and all(r.headers.get("range", "").startswith("bytes=") for r in reads)
     # Row counts still cover every shard (from the part files), and agree with the manifest.
     assert the_check(report, f"dataset:{name}:found")["message"].endswith("test 2, train 4")
     assert the_check(report, f"dataset:{name}:row-counts")["status"] == "pass"
