@@ -118,12 +118,13 @@ def run(cfg: ValidateConfig, progress: Progress | None = None, settings: Setting
                 page_tokens.append(int(per_page))
             reads_hub = reads_hub or (data is not None and data.location.kind == "hub")
 
-    uses_hub, targets = _hub_targets(loaded, settings)
+    uses_hub, targets, unnamed = _hub_targets(loaded, settings)
     if uses_hub or reads_hub:
         say("Hub credentials")
         from deepsynth_cli.validation.credentials import credential_checks
 
         report.checks += credential_checks(settings, targets, writes=uses_hub)
+        report.checks += unnamed
 
     if cfg.model:
         say(f"model {cfg.model}")
@@ -159,16 +160,25 @@ def _output_folders(loaded: list[Any], settings: Settings) -> list[Path]:
     return folders
 
 
-def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, dict[str, str]]:
-    """Whether a config writes to the Hub, and the repos it would write (repo id -> repo type): a `generate`
-    config whose store is the Hub (store hub, or auto with a token, as generate decides) writes its dataset repos,
-    a train config with `push_to_hub` its model repo."""
+def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, dict[str, str], list[Check]]:
+    """Whether a config writes to the Hub, the repos it would write (repo id -> repo type), and a failed
+    `hub:write:NAME` for a push_to_hub that train could not name: a `generate` config whose store is the Hub
+    (store hub, or auto with a token, as generate decides) writes its dataset repos, a train config with
+    `push_to_hub` its model repo (NAME under HF_USERNAME, as train resolves it)."""
+    from deepsynth_cli.validation import failed
+
     uses_hub = False
     targets: dict[str, str] = {}
+    unnamed: list[Check] = []
     for item in loaded:
         if item.kind == "train" and item.config.push_to_hub:
+            from deepsynth_cli.training.hub import resolve_repo_id
+
             uses_hub = True
-            targets[item.config.push_to_hub] = "model"
+            try:
+                targets[resolve_repo_id(item.config.push_to_hub, settings)] = "model"
+            except ConfigError as error:
+                unnamed.append(failed(f"hub:write:{item.config.push_to_hub}", "high", error.message, error.hint))
         if item.kind != "generate":
             continue
         store = item.config.store or settings.store
@@ -179,4 +189,4 @@ def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, dict[str,
             targets[item.config.repo_id] = "dataset"
         elif settings.hf_username:
             targets.update({f"{settings.hf_username}/deepsynth-{name}": "dataset" for name in item.config.datasets})
-    return uses_hub, targets
+    return uses_hub, targets, unnamed

@@ -230,8 +230,27 @@ def test_a_train_config_that_pushes_checks_its_model_repo(
     dataset = tmp_path / "out" / "corpus"
     config.write_text(f"data:\n  datasets: ['{dataset}']\npush_to_hub: my-model\n", encoding="utf-8")
     monkeypatch.setenv("HF_TOKEN", hub_env.server.add_token(role="fineGrained", scoped=[("dataset", "x/y", WRITE)]))
+    monkeypatch.setenv("HF_USERNAME", hub_env.server.user)  # train pushes NAME to HF_USERNAME/NAME
     code, report = validate("--config", str(config))
     check = the_check(report, f"hub:write:{hub_env.server.user}/my-model")
     assert (check["status"], check["severity"]) == ("fail", "high") and "the model" in check["message"]
     assert failures(report) == [check["name"]]
     assert (code, report["score"]) == (1, 95)
+    # Without HF_USERNAME, train could not name the repo: that is the failure, not a guess at the owner.
+    monkeypatch.delenv("HF_USERNAME")
+    code, report = validate("--config", str(config))
+    check = the_check(report, "hub:write:my-model")
+    assert (check["status"], check["severity"]) == ("fail", "high") and "HF_USERNAME is not set" in check["message"]
+    assert failures(report) == [check["name"]]
+    assert (code, report["score"]) == (1, 95)
+
+
+def test_a_hub_that_does_not_answer_whoami(hub_env: HubEnv, tmp_path: Path) -> None:
+    hub_env.server.fail_next("GET", r"^/api/whoami-v2$", status=503, count=10)
+    code, report = validate("--config", str(push_config(tmp_path, f"{hub_env.server.user}/deepsynth-aclsum")))
+    check = the_check(report, "hub:whoami")
+    assert (check["status"], check["severity"]) == ("fail", "critical")
+    assert check["message"] == "cannot reach the Hub (HTTP 503)" and check["hint"] == "check the network"
+    assert failures(report) == ["hub:whoami"]  # no write verdict without knowing who the token is
+    assert not any(c["name"].startswith("hub:write:") for c in report["checks"])
+    assert (code, report["score"]) == (1, 90)
