@@ -50,6 +50,9 @@ def command(
     max_samples: Annotated[
         int | None, typer.Option(help="A fixed seeded subset of N rows per dataset (the same rows every run).")
     ] = None,
+    language: Annotated[
+        str | None, typer.Option(help="Scoring language of rows that have none ('und'), e.g. en, fr, zh-Hans.")
+    ] = None,
     baselines: Annotated[
         str | None, typer.Option(help="Comma-separated Lead-k baselines: lead-1,lead-3 (default) or none.")
     ] = None,
@@ -86,6 +89,7 @@ def command(
             "datasets": names or None,
             "split": split,
             "max_samples": max_samples,
+            "language": language,
             "baselines": baselines,
             "batch_size": batch_size,
             "generation.num_beams": num_beams,

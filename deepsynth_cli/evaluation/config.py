@@ -49,6 +49,9 @@ class EvalConfig(_Strict):
     split: str = Field("test", description="split to evaluate on")
     max_samples: int | None = Field(None, ge=1, description="a fixed seeded subset of N rows per dataset")
     sample_seed: int = Field(SAMPLE_SEED, description="seed of the --max-samples subset")
+    language: str | None = Field(
+        None, description="scoring language (BCP-47) of rows that have none or 'und', e.g. files rendered without one"
+    )
     baselines: list[Baseline] = Field(default_factory=lambda: list(BASELINES), description="Lead-k baselines")
     batch_size: int = Field(4, ge=1, le=1024, description="documents per generate call")
     device: str = Field("auto", description="auto (the GPU when there is one), cpu, cuda, cuda:1 ...")

@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from deepsynth_cli.errors import DeepsynthError, OutputError
+from deepsynth_cli.errors import ConfigError, DeepsynthError, OutputError
 from deepsynth_cli.evaluation.config import EvalConfig
 from deepsynth_cli.evaluation.rows import EvalRow, SplitReader
 from deepsynth_cli.settings import Settings, get_settings
@@ -89,6 +89,7 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
         rows = _predicted_rows(cfg, readers)
         emit(Started(len(rows), "predictions"))
         emit(Advanced(len(rows), 0))
+    _fill_languages(cfg, rows)
     groups = _score(cfg, rows, generated=cfg.mode == "model")
     metrics = _metrics(cfg, readers, groups, model_info, generation, time.perf_counter() - started)
     files = _write(cfg, output, groups, metrics, readers)
@@ -208,6 +209,23 @@ def _pages(readers: dict[str, SplitReader], batch: Sequence[EvalRow]) -> list[li
         for index, row in readers[name].read(indices, ["pages"]):
             found[(name, index)] = list(row.get("pages") or [])
     return [found[(row.dataset, int(row.index or 0))] for row in batch]
+
+
+UNDETERMINED = ("", "und")
+
+
+def _fill_languages(cfg: EvalConfig, rows: list[EvalRow]) -> None:
+    """Rows without a language (a file rendered without --language is 'und') take `cfg.language`, or fail here:
+    scoring needs the language's tokens, stems and sentences."""
+    unknown = [row for row in rows if row.language in UNDETERMINED]
+    if unknown and cfg.language is None:
+        datasets = ", ".join(dict.fromkeys(row.dataset for row in unknown))
+        raise ConfigError(
+            f"{len(unknown)} rows of {datasets} have no language ('und'): scoring needs one",
+            hint="give the language of those rows with --language (e.g. --language en)",
+        )
+    for row in unknown:
+        row.language = str(cfg.language)
 
 
 def _score(cfg: EvalConfig, rows: list[EvalRow], *, generated: bool) -> list[GroupResult]:

@@ -76,3 +76,13 @@ def test_help_lists_the_flags_of_the_issue() -> None:
                  "--num-beams", "--max-new-tokens", "--output", "--config", "--json"):  # fmt: skip
         assert flag in result.stdout, flag
     assert "eval" in CliRunner().invoke(app, ["--help"]).stdout
+
+
+def test_rows_without_a_language_need_language(tmp_path: Path) -> None:
+    lines = [{"id": "a", "prediction": "the cat sat", "reference": "the cat sat down", "language": "und"}]
+    path = _file(tmp_path / "p.jsonl", lines)
+    result = _eval("--predictions", path)
+    assert result.exit_code == 2 and "have no language ('und')" in result.stderr and "--language" in result.stderr
+    result = _eval("--predictions", path, "--language", "en", "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout)["groups"][0]["language"] == "en"
