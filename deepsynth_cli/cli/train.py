@@ -58,10 +58,30 @@ def command(
     lora: Annotated[
         bool, typer.Option("--lora", help="Train LoRA adapters on the language model only.", rich_help_panel=_OPTIM)
     ] = False,
+    activation_checkpointing: Annotated[
+        bool,
+        typer.Option(
+            "--activation-checkpointing",
+            help="Recompute activations in the backward pass: less memory, about a third more compute.",
+            rich_help_panel=_OPTIM,
+        ),
+    ] = False,
+    compile_model: Annotated[
+        bool,
+        typer.Option("--compile", help="torch.compile the model (the first steps compile).", rich_help_panel=_OPTIM),
+    ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed of weights, data order and dropout.")] = None,
     save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.", rich_help_panel=_RUN)] = None,
     eval_every: Annotated[
         int | None, typer.Option(help="Evaluate on the validation split every N steps.", rich_help_panel=_RUN)
+    ] = None,
+    report_to: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--report-to",
+            help="Experiment tracker: tensorboard, wandb, mlflow, ... (repeatable); local logs in OUTPUT_DIR/logs.",
+            rich_help_panel=_RUN,
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue from the latest checkpoint in --output-dir.")
@@ -100,6 +120,9 @@ def command(
             "optim.seed": seed,
             "precision": precision,
             "lora": {} if lora else None,
+            "activation_checkpointing": activation_checkpointing or None,
+            "compile": compile_model or None,
+            "report_to": report_to or None,
             "checkpoint.every": save_every,
             "eval.every": eval_every,
             "resume": resume or None,

@@ -21,6 +21,7 @@ PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
 DEFAULT_MODEL = "deepseek-ocr-2"
 
 Precision = Literal["no", "bf16", "fp16"]
+Tracker = Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]
 
 
 class _Strict(BaseModel):
@@ -108,7 +109,13 @@ class TrainConfig(_Strict):
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     precision: Precision = Field("no", description="accelerate mixed precision: no, bf16, fp16 (loss scaling)")
-    activation_checkpointing: bool = False
+    activation_checkpointing: bool = Field(
+        False, description="recompute activations in backward: less memory, about a third more compute"
+    )
+    compile: bool = Field(False, description="torch.compile the model (the first steps pay the compilation)")
+    report_to: list[Tracker] = Field(
+        default_factory=list, description="experiment trackers (accelerate); local logs go to output_dir/logs"
+    )
     output_dir: Path = Path("deepsynth-runs/train")
     resume: bool = Field(False, description="continue from the latest checkpoint in output_dir")
     resume_from: Path | None = Field(None, description="continue from this checkpoint folder")

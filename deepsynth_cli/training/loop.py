@@ -20,6 +20,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import json
 import math
 import time
 from collections.abc import Iterator, Sequence
@@ -128,7 +129,9 @@ def _load(cfg: TrainConfig, resume: Path | None) -> tuple[Any, Processor, Preset
             load_lora_weights(model, resume / "adapter_model.safetensors")
     apply_freezing(model, cfg)
     if cfg.activation_checkpointing:
-        model.activation_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        checkpoint_activations(model)
+    if cfg.compile:
+        model.compile()  # in place: the module, its names and its saved weights stay as they were
     return model, processor, info
 
 
@@ -147,6 +150,15 @@ def _training_render(locations: Sequence[DatasetLocation], settings: Settings, s
         if render != first:
             say(Notice(f"{name} was rendered with other settings than {first_name}; the model keeps {first_name}'s"))
     return first
+
+
+def checkpoint_activations(model: Any) -> None:
+    """Recompute each decoder layer's activations in backward (non-reentrant: works with frozen inputs)."""
+    kwargs = {"use_reentrant": False}
+    if hasattr(model, "activation_checkpointing_enable"):  # transformers >= 5.24; the old name warns there
+        model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+    else:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
 
 
 def _max_steps(cfg: TrainConfig, locations: Sequence[DatasetLocation], processes: int) -> int:
@@ -186,9 +198,131 @@ def _out_of_memory() -> Iterator[None]:
         raise TrainingError("out of memory on the accelerator during training", hint=OOM_HINT) from error
 
 
+def _flat(config: dict[str, Any]) -> dict[str, Any]:
+    # Dotted keys, scalar values (lists and None as text): what trackers take (TensorBoard's hparams refuse lists
+    # and None) and what a resume compares.
+    flat: dict[str, Any] = {}
+
+    def visit(prefix: str, value: Any) -> None:
+        if isinstance(value, dict):
+            for key, item in value.items():
+                visit(f"{prefix}{key}.", item)
+        else:
+            flat[prefix[:-1]] = value if isinstance(value, bool | int | float | str) else str(value)
+
+    visit("", config)
+    return flat
+
+
+# What decides the trajectory of a run: a resume with other values goes on, with a notice, but does not reproduce
+# the uninterrupted run. Not here: how long (max_steps, epochs), evaluation, checkpointing, logging, outputs.
+_TRAJECTORY = ("model.", "batching.", "optim.", "data.", "trainable.", "lora.", "precision")
+_NOT_TRAJECTORY = {"optim.max_steps", "optim.epochs", "data.eval_split"}
+
+
+def _check_resume(
+    cfg: TrainConfig, checkpoint: Path, locations: Sequence[DatasetLocation], processes: int, emit: EventSink
+) -> None:
+    """Refuse a resume that cannot continue the checkpoint's run (other datasets, model, or LoRA on/off); give
+    notice of the other settings that differ from the checkpoint's."""
+    state = ckpt.read_state(checkpoint)
+    streams = [f"{index}:{location.name}" for index, location in enumerate(locations)]
+    saved_streams = list(state.get("data_position", {}))
+    if saved_streams and saved_streams != streams:
+        raise ConfigError(
+            f"{checkpoint.name} was trained on {', '.join(saved_streams)}, not {', '.join(streams)}: its data position "
+            "cannot continue on other datasets",
+            hint="resume with the datasets the run started with (its train_config.json), or start a new --output-dir",
+        )
+    config_file = checkpoint / ckpt.CONFIG_FILE
+    saved = json.loads(config_file.read_text(encoding="utf-8")) if config_file.is_file() else {}
+    now = cfg.model_dump(mode="json")
+    same_run = "resume with the model and --lora setting the run started with, or start a new --output-dir"
+    trained = saved.get("model", {}).get("model")
+    if trained not in (None, now["model"]["model"]):
+        raise ConfigError(f"{checkpoint.name} holds {trained!r} weights, not {now['model']['model']!r}", hint=same_run)
+    if saved and (saved.get("lora") is None) != (now["lora"] is None):
+        how = ("with", "without") if saved.get("lora") is not None else ("without", "with")
+        raise ConfigError(f"{checkpoint.name} was trained {how[0]} LoRA; this run asks {how[1]}", hint=same_run)
+    before, after = _flat(saved), _flat(now)
+    changed = [
+        f"{key} {before.get(key)} -> {after.get(key)}"
+        for key in sorted(set(before) | set(after))
+        if key.startswith(_TRAJECTORY) and key not in _NOT_TRAJECTORY and before.get(key) != after.get(key)
+    ]
+    if state.get("processes", processes) != processes:
+        changed.append(f"processes {state['processes']} -> {processes}")
+    if saved and changed:
+        emit(
+            Notice(
+                f"resuming {checkpoint.name} with settings that differ from its own: {'; '.join(changed)}. "
+                "Training goes on, but not as the uninterrupted run would have"
+            )
+        )
+
+
+def _defined(prefix: str, values: dict[str, float | None]) -> dict[str, float]:
+    return {prefix + key: value for key, value in values.items() if value is not None}
+
+
 def _label_tokens(batch: Batch) -> int:
     # The loss shifts labels by one; the first position is always a prompt token (-100), so this is that count.
     return int((batch.inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# One optimiser step (also what `benchmarks/train_step.py` times)
+
+
+@dataclass
+class StepResult:
+    """What one optimiser step leaves. The tensors stay on the device: reading one is a host sync."""
+
+    loss: torch.Tensor  # this process's share of the step's loss; the sum over processes is the loss
+    grad_norm: torch.Tensor | None  # before clipping; None without clipping (DeepSpeed clips in its engine)
+    target_tokens: int  # tokens with a loss: all micro-batches, all processes
+    input_tokens: int  # attention-mask tokens: all micro-batches, all processes
+
+
+def optimizer_step(
+    model: Any,
+    micro: Sequence[Batch],
+    *,
+    accelerator: Any,
+    optimizer: Any,
+    scheduler: Any,
+    trainable: Sequence[torch.nn.Parameter],
+    max_grad_norm: float | None,
+    pixel_dtype: torch.dtype,
+) -> StepResult:
+    """Forward and backward over this process's micro-batches, clip, AdamW, schedule, clear the gradients.
+
+    No host sync on one process (the token counts are Python ints); several processes sum their counts first.
+    """
+    processes = accelerator.num_processes
+    counts = [sum(_label_tokens(b) for b in micro), sum(int(b.inputs["attention_mask"].sum()) for b in micro)]
+    if processes > 1:
+        summed = accelerator.reduce(torch.tensor(counts, device=accelerator.device), reduction="sum")
+        counts = [int(value) for value in summed]
+    step_tokens, input_tokens = counts
+    loss_sum = torch.zeros((), device=accelerator.device)
+    for index, batch in enumerate(micro):
+        inputs = batch.to(accelerator.device, dtype=pixel_dtype).inputs
+        last = index == len(micro) - 1
+        # Gradients are all-reduced once per optimiser step, on the last micro-batch.
+        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+            out = model(**inputs, num_items_in_batch=max(1, step_tokens))
+            # DDP averages gradients over processes; the loss is already a share of the global sum.
+            accelerator.backward(out.loss * processes)
+        loss_sum += out.loss.detach().float()
+    grad_norm = None
+    if max_grad_norm is not None:
+        grad_norm = accelerator.clip_grad_norm_(trainable, max_grad_norm)
+    optimizer.step()
+    if not accelerator.optimizer_step_was_skipped:  # fp16: a step with inf gradients is dropped
+        scheduler.step()
+    optimizer.zero_grad(set_to_none=True)
+    return StepResult(loss_sum, grad_norm, step_tokens, input_tokens)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -257,7 +391,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     started = time.perf_counter()
     # MoE: an expert that no token was routed to in a step has no gradient; DDP must not wait for it.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
-    accelerator = Accelerator(mixed_precision=cfg.precision, kwargs_handlers=[ddp])
+    trackers = {"log_with": cfg.report_to, "project_dir": cfg.output_dir / "logs"} if cfg.report_to else {}
+    accelerator = Accelerator(mixed_precision=cfg.precision, kwargs_handlers=[ddp], **trackers)
     main = accelerator.is_main_process
     say: EventSink = emit if main else (lambda event: None)
     processes, rank = accelerator.num_processes, accelerator.process_index
@@ -265,6 +400,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
 
     resume = _resume_point(cfg, say)
     locations = [resolve_dataset(name, settings) for name in cfg.data.datasets]
+    if resume is not None:
+        _check_resume(cfg, resume, locations, processes, say)
     render = _training_render(locations, settings, say)
     max_steps = _max_steps(cfg, locations, processes)
     model, processor, info = _load(cfg, resume)
@@ -325,6 +462,21 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
             precision=cfg.precision,
         )
     )
+    if cfg.report_to:
+        accelerator.init_trackers("deepsynth-train", config=_flat(cfg.model_dump(mode="json")))
+
+    # Step losses stay on the device until something reads them (a log line, a checkpoint, the end): reading one
+    # is a host sync, and on a GPU a sync every step keeps the CPU from queueing the next step while this one runs.
+    pending_losses: list[torch.Tensor] = []
+
+    def settle_losses() -> None:
+        # A collective with several processes: all of them reach every call (log steps, checkpoints, the end).
+        if pending_losses:
+            stacked = torch.stack(pending_losses)
+            if processes > 1:
+                stacked = accelerator.reduce(stacked, reduction="sum")
+            progress.losses.extend(float(value) for value in stacked.tolist())
+            pending_losses.clear()
 
     def save_weights(folder: Path) -> None:
         if cfg.lora is not None:
@@ -339,6 +491,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     def save_checkpoint(step: int) -> Path:
         root = cfg.output_dir
         path = root / ckpt.checkpoint_name(step)
+        settle_losses()
         progress.truncation = truncation_total()
         if main:
             state = {**progress.to_dict(), "data_position": stream.position.to_dict(), "processes": processes}
@@ -364,6 +517,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     stopped_early = False
     pixel_dtype = _pixel_dtype(unwrapped)
     step = progress.step
+    rows_per_step = cfg.optim.batch_size * cfg.optim.grad_accum_steps * processes
+    window_seconds, window_rows, window_tokens = 0.0, 0, 0  # since the last log line: its samples/s and tokens/s
     with _out_of_memory():
         while step < max_steps:
             step_started = time.perf_counter()
@@ -373,43 +528,39 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
                 batch = batcher(rows[rank::processes])
                 truncation += batch.truncation
                 micro.append(batch)
-            counted = torch.tensor(
-                [sum(_label_tokens(b) for b in micro), sum(int(b.inputs["attention_mask"].sum()) for b in micro)],
-                device=accelerator.device,
-            )
-            step_tokens, input_tokens = (int(value) for value in accelerator.reduce(counted, reduction="sum"))
-            loss_sum = torch.zeros((), device=accelerator.device)
-            for index, batch in enumerate(micro):
-                inputs = batch.to(accelerator.device, dtype=pixel_dtype).inputs
-                last = index == len(micro) - 1
-                # Gradients are all-reduced once per optimiser step, on the last micro-batch.
-                with contextlib.nullcontext() if last else accelerator.no_sync(model):
-                    out = model(**inputs, num_items_in_batch=max(1, step_tokens))
-                    # DDP averages gradients over processes; the loss is already a share of the global sum.
-                    accelerator.backward(out.loss * processes)
-                loss_sum += out.loss.detach().float()
-            grad_norm = None
-            if cfg.optim.max_grad_norm is not None:
-                norm = accelerator.clip_grad_norm_(trainable, cfg.optim.max_grad_norm)
-                grad_norm = float(norm) if norm is not None else None  # DeepSpeed clips inside its engine
             lr = float(scheduler.get_last_lr()[0])
-            optimizer.step()
-            if not accelerator.optimizer_step_was_skipped:  # fp16: a step with inf gradients is dropped
-                scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
+            result = optimizer_step(
+                model,
+                micro,
+                accelerator=accelerator,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                trainable=trainable,
+                max_grad_norm=cfg.optim.max_grad_norm,
+                pixel_dtype=pixel_dtype,
+            )
             step += 1
-
-            loss = float(accelerator.reduce(loss_sum, reduction="sum"))
+            pending_losses.append(result.loss)
+            logged = step % cfg.log_every == 0 or step == max_steps
+            if logged:
+                settle_losses()  # the step's one host sync, so the time below is work done, not work queued
             seconds = time.perf_counter() - step_started
-            rows_done = cfg.optim.batch_size * cfg.optim.grad_accum_steps * processes
             progress.step = step
-            progress.samples += rows_done
-            progress.tokens += input_tokens
+            progress.samples += rows_per_step
+            progress.tokens += result.input_tokens
             progress.seconds += seconds
-            progress.losses.append(loss)
-            if step % cfg.log_every == 0 or step == max_steps:
+            window_seconds += seconds
+            window_rows += rows_per_step
+            window_tokens += result.input_tokens
+            if logged:
+                grad_norm = float(result.grad_norm) if result.grad_norm is not None else None
                 memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-                say(StepDone(step, max_steps, loss, lr, grad_norm, rows_done / seconds, input_tokens / seconds, memory))
+                rates = (window_rows / window_seconds, window_tokens / window_seconds)
+                say(StepDone(step, max_steps, progress.losses[-1], lr, grad_norm, *rates, memory))
+                if cfg.report_to:
+                    scalars = {"loss": progress.losses[-1], "lr": lr, "samples_per_s": rates[0], "grad_norm": grad_norm}
+                    accelerator.log(_defined("train/", scalars), step=step)
+                window_seconds, window_rows, window_tokens = 0.0, 0, 0
 
             improved = False
             if validation and (step % cfg.eval.every == 0 or step == max_steps):
@@ -426,12 +577,15 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
                         progress.evals_without_improvement += 1
                 progress.evaluations.append({"step": step, "loss": val_loss, "rougeL": rouge})
                 say(Evaluated(step, val_loss, rouge, improved))
+                if cfg.report_to:
+                    accelerator.log(_defined("eval/", {"loss": val_loss, "rougeL": rouge}), step=step)
             if step % cfg.checkpoint.every == 0 or improved:
                 save_checkpoint(step)
             if cfg.eval.patience is not None and progress.evals_without_improvement >= cfg.eval.patience:
                 say(Notice(f"early stop at step {step}: {cfg.eval.patience} evaluations without improvement"))
                 stopped_early = True
                 break
+        settle_losses()
 
     # ---- save ----------------------------------------------------------------------------------------------
     final: Path | None = None
@@ -451,16 +605,19 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     truncation_all = truncation_total()
     best = cfg.output_dir / ckpt.checkpoint_name(progress.best_step) if progress.best_step is not None else None
     kept = ckpt.list_checkpoints(cfg.output_dir)
-    accelerator.end_training()
     if processes > 1 and torch.distributed.is_initialized():
-        # All processes reach this together. The DDP model must go before the process group: one torn down after
-        # a peer has exited (at this function's return) hangs in gloo. Known bug: a 2-process CPU run still hangs
-        # at teardown in about 1 run in 4 (a DDP Reducer freed while a gloo thread waits for the GIL).
+        # All processes reach this together, in this order, before `end_training` (which destroys the process
+        # group, and would leave the DDP Reducer holding its last reference). Otherwise the Reducer is freed when
+        # this function returns, milliseconds after the last all-reduce: its ~ProcessGroupGloo joins the gloo
+        # worker threads while holding the GIL, and a worker still releasing that all-reduce's tensor waits for
+        # the GIL: a hang at exit in about 1 run in 4. So: free the DDP model (and its Reducer) while the group is
+        # still registered, wait at a barrier (the GIL is free there, the workers finish), then destroy the group.
         accelerator.free_memory()  # the accelerator holds the prepared model and optimiser too
         model = unwrapped = None
         gc.collect()
         accelerator.wait_for_everyone()
         torch.distributed.destroy_process_group()
+    accelerator.end_training()
     if processes == 1:
         # One process may run several trainings (tests, notebooks): the next Accelerator starts afresh.
         from accelerate.state import AcceleratorState

@@ -67,7 +67,6 @@ def test_resume_after_sigkill_matches_an_uninterrupted_run(aclsum_folder: Path, 
     assert resumed["losses"] == pytest.approx(whole["losses"], rel=1e-5)
 
 
-@pytest.mark.ddp_cpu
 def test_two_processes_with_accelerate_launch(aclsum_folder: Path, tmp_path: Path) -> None:
     out = tmp_path / "ddp"
     command = [

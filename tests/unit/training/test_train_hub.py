@@ -38,6 +38,7 @@ MODEL_FILES = {
     "tokenizer.json",
     "tokenizer_config.json",
     "deepsynth_preset.json",
+    "deepsynth_render.json",  # how the training pages were rendered, for eval and serve
     "train_config.json",
 }
 
