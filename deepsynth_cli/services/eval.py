@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import math
 import platform
 import time
 from collections.abc import Callable, Sequence
@@ -93,7 +94,6 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
     groups = _score(cfg, rows, generated=cfg.mode == "model")
     metrics = _metrics(cfg, readers, groups, model_info, generation, time.perf_counter() - started)
     files = _write(cfg, output, groups, metrics, readers)
-    emit(Notice(f"wrote {', '.join(str(path) for path in files.values())}"))
     return EvalReport(metrics, output, files)
 
 
@@ -331,7 +331,7 @@ def _prediction_line(group: GroupResult, index: int) -> str:
             "text_tokens": row.text_tokens,
             "new_tokens": row.new_tokens,
             "finished": row.finished,
-            "logprob": row.logprob,
+            "logprob": row.logprob if row.logprob is not None and math.isfinite(row.logprob) else None,
         }
     return json.dumps(record, ensure_ascii=False) + "\n"
 
