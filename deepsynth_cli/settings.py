@@ -30,6 +30,12 @@ class Settings(BaseSettings):
     hf_username: str | None = Field(
         None, validation_alias=AliasChoices("HF_USERNAME", "DEEPSYNTH_HF_USERNAME"), description="Hub namespace"
     )
+    api_key: SecretStr | None = Field(
+        None, description="`serve`: when set, every API call needs `Authorization: Bearer <key>`"
+    )
+    cors_origins: list[str] = Field(
+        default_factory=list, description="`serve`: origins allowed to call the API from a browser (none: CORS off)"
+    )
 
 
 def get_settings() -> Settings:

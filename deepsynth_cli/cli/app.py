@@ -8,7 +8,7 @@ import typer
 
 from deepsynth_cli import __version__
 from deepsynth_cli.cli import eval as eval_cmd
-from deepsynth_cli.cli import generate, train, validate
+from deepsynth_cli.cli import generate, serve, train, validate
 
 app = typer.Typer(
     name="deepsynth",
@@ -38,6 +38,7 @@ def root(
 app.command("generate", no_args_is_help=False)(generate.command)
 app.command("train", no_args_is_help=True)(train.command)
 app.command("validate", no_args_is_help=False)(validate.command)
+app.command("serve", no_args_is_help=True)(serve.command)
 app.command("eval", no_args_is_help=True)(eval_cmd.command)
 
 

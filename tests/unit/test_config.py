@@ -13,6 +13,7 @@ from deepsynth_cli.data.registry import get_spec
 from deepsynth_cli.errors import ConfigError
 from deepsynth_cli.evaluation.config import EvalConfig
 from deepsynth_cli.models.preset_config import TrainPreset
+from deepsynth_cli.serving.config import ServeConfig
 from deepsynth_cli.settings import get_settings
 
 CONFIGS = sorted((Path(__file__).parents[2] / "configs").rglob("*.yaml"))
@@ -78,7 +79,12 @@ def test_shard_index_must_be_below_num_shards() -> None:
         load_config(GenerateConfig, None, {"num_shards": 2, "shard_index": 2})
 
 
-JOB_CONFIGS: dict[str, type[BaseModel]] = {"generate": GenerateConfig, "train": TrainPreset, "eval": EvalConfig}
+JOB_CONFIGS: dict[str, type[BaseModel]] = {
+    "generate": GenerateConfig,
+    "train": TrainPreset,
+    "eval": EvalConfig,
+    "serve": ServeConfig,
+}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=[str(p.relative_to(p.parents[1])) for p in CONFIGS])
