@@ -117,8 +117,10 @@ def _eval(output: Output, config: Path | None, overrides: Mapping[str, object]) 
 
 def _show(output: Output, report: EvalReport) -> None:
     metrics = report.metrics
+    confidence = round(100 * metrics["settings"]["bootstrap"]["confidence"])
     for group in metrics["groups"]:
-        table = Table(title=f"{group['dataset']} ({group['language']}): {group['rows']} rows, F1 x100 [95 % CI]")
+        title = f"{group['dataset']} ({group['language']}): {group['rows']} rows, F1 x100 [{confidence} % CI]"
+        table = Table(title=title)
         table.add_column("system")
         for name in _METRICS.values():
             table.add_column(name, justify="right")

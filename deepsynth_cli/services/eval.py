@@ -84,6 +84,8 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
         emit(Notice(f"loading {cfg.model}"))
         summarizer = _load(cfg)
         model_info = _model_info(cfg, summarizer)
+        for message in _render_mismatches(summarizer, readers, settings):
+            emit(Notice(message))
         emit(Started(len(rows), "model"))
         generation = _generate(summarizer, cfg, readers, rows, emit)
     else:
@@ -155,6 +157,27 @@ def _load(cfg: EvalConfig) -> Summarizer:
 
     assert cfg.model is not None
     return Summarizer.load(cfg.model, device=cfg.device)
+
+
+def _render_mismatches(summarizer: Summarizer, readers: dict[str, SplitReader], settings: Settings) -> list[str]:
+    """A model reads pages best as it was trained on them: say where a dataset's type or page size differ from the
+    render settings saved with the model (presets and models trained elsewhere have none to compare)."""
+    from deepsynth_cli.data.store import read_manifest
+
+    if summarizer.render_source != "checkpoint":
+        return []
+    trained = summarizer.render_config
+    messages = []
+    for name, reader in readers.items():
+        render = (read_manifest(reader.location, settings) or {}).get("render") or {}
+        differ = [
+            f"{key} {render[key]} (trained on {getattr(trained, key)})"
+            for key in ("page_size", "font_size")
+            if key in render and render[key] != getattr(trained, key)
+        ]
+        if differ:
+            messages.append(f"{name} was rendered differently from the model's training pages: {', '.join(differ)}")
+    return messages
 
 
 def _model_info(cfg: EvalConfig, summarizer: Summarizer) -> dict[str, Any]:
