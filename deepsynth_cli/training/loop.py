@@ -60,8 +60,8 @@ from deepsynth_cli.training.trainable import (
 )
 
 OOM_HINT = (
-    "lower --batch-size (raise optim.grad_accum_steps to keep the effective batch), lower batching.max_pages or "
-    "max_target_tokens, set activation_checkpointing: true, or train less (lora, trainable.routed_experts: false)"
+    "lower --batch-size (raise --grad-accum-steps to keep the effective batch), lower batching.max_pages or "
+    "max_target_tokens, add --activation-checkpointing, or train less (--lora, trainable.routed_experts: false)"
 )
 
 
@@ -196,6 +196,20 @@ def _out_of_memory() -> Iterator[None]:
         yield
     except torch.OutOfMemoryError as error:
         raise TrainingError("out of memory on the accelerator during training", hint=OOM_HINT) from error
+    except (MemoryError, RuntimeError, ValueError) as error:
+        if not _host_out_of_memory(error):
+            raise
+        raise TrainingError("out of host memory (RAM) during training", hint=OOM_HINT) from error
+
+
+def _host_out_of_memory(error: BaseException) -> bool:
+    # numpy raises MemoryError ("Unable to allocate ..."), which the processor re-raises as a ValueError; torch's
+    # CPU allocator raises a plain RuntimeError ("can't allocate memory").
+    while error is not None:
+        if isinstance(error, MemoryError) or "Unable to allocate" in str(error) or "allocate memory" in str(error):
+            return True
+        error = error.__cause__ or error.__context__  # type: ignore[assignment]
+    return False
 
 
 def _flat(config: dict[str, Any]) -> dict[str, Any]:

@@ -85,3 +85,36 @@ def test_two_processes_with_accelerate_launch(aclsum_folder: Path, tmp_path: Pat
     assert (out / "step-000002" / "trainer_state.json").is_file() and (out / "model.safetensors").is_file()
     state = json.loads((out / "step-000002" / "trainer_state.json").read_text())
     assert state["processes"] == 2 and state["truncation"]["rows"] == 8
+
+
+_OUT_OF_MEMORY = """
+import json, resource, sys
+from pathlib import Path
+from typer.testing import CliRunner
+from deepsynth_cli.cli.app import app
+
+data, out = sys.argv[1], sys.argv[2]
+base = ["train", "--datasets", data, "--model", "tiny", "--max-steps", "1", "--save-every", "100"]
+runner = CliRunner()
+warm = runner.invoke(app, [*base, "--output-dir", out + "-warm", "--batch-size", "1"])  # libraries, thread pools
+assert warm.exit_code == 0, warm.output
+size = next(int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if "VmSize" in line)
+# 256 MiB of address space more: 96 rows x 2 pages of 384 px are 340 MiB of pixels alone.
+resource.setrlimit(resource.RLIMIT_AS, (size * 1024 + 256 * 2**20, resource.getrlimit(resource.RLIMIT_AS)[1]))
+result = runner.invoke(app, [*base, "--output-dir", out, "--batch-size", "96"])
+print(json.dumps({"exit_code": result.exit_code, "stderr": result.stderr}))
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="reads VmSize from /proc (Linux)")
+def test_running_out_of_host_memory_names_the_knob(aclsum_folder: Path, tmp_path: Path) -> None:
+    # A real allocation failure: the process's address space is capped just above what a 1-row run needed.
+    done = subprocess.run(
+        [sys.executable, "-c", _OUT_OF_MEMORY, str(aclsum_folder), str(tmp_path / "run")],
+        capture_output=True, text=True, env=_env(), timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["exit_code"] == 1, result["stderr"]
+    assert "error: out of host memory (RAM) during training" in result["stderr"]
+    assert "hint: lower --batch-size" in result["stderr"] and "Traceback" not in result["stderr"]

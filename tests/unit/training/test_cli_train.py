@@ -52,3 +52,28 @@ def test_errors_are_one_line_with_a_hint(aclsum_data: Path, tmp_path: Path) -> N
 
     result = runner.invoke(app, ["train", "--help"])
     assert result.exit_code == 0 and "--datasets" in result.stdout and "--resume" in result.stdout
+
+
+def test_a_folder_that_is_not_a_rendered_dataset_names_the_missing_column(tmp_path: Path) -> None:
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    bare = tmp_path / "bare"
+    (bare / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"text": ["a"], "summary": ["b"]}), bare / "data" / "train-00000-of-00001-00000.parquet")
+    result = CliRunner().invoke(app, ["train", "--datasets", str(bare), *FAST, "--output-dir", str(tmp_path / "o")])
+    assert result.exit_code == 1 and "no 'pages' column" in result.stderr
+    assert "hint:" in result.stderr and "deepsynth generate" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_a_model_whose_processor_miscounts_image_tokens_is_refused(aclsum_data: Path, tmp_path: Path) -> None:
+    from deepsynth_cli.models.presets import load_model, save_model
+
+    model, processor, info = load_model("tiny")
+    processor.patch_size, processor.downsample_ratio = 16, 4  # the real model's: 36 tokens for 384 px, not 144
+    folder = save_model(model, processor, info, tmp_path / "miscounting")
+    args = ["train", "--datasets", str(aclsum_data), "--model", str(folder), "--output-dir", str(tmp_path / "o")]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 2, result.stderr
+    assert "inserts 36 image tokens for a 384 px view but the model emits 144" in result.stderr
+    assert "hint:" in result.stderr and "patch_size" in result.stderr and not (tmp_path / "o").exists()
