@@ -15,10 +15,28 @@ from deepsynth_cli.evaluation.rouge import RowScores, score
 LEADS = (1, 3)
 
 
+# What ends a sentence in the scripts we score; a short line without one is a heading ("Abstract", "1 Introduction").
+_TERMINALS = frozenset('.!?;:…。！？；：؟۔।॥»"”’)')
+_HEADING_CHARS = 60
+
+
+def _is_heading(line: str) -> bool:
+    stripped = line.strip()
+    return bool(stripped) and len(stripped) <= _HEADING_CHARS and stripped[-1] not in _TERMINALS
+
+
 def lead(text: str, language: str, k: int = 3) -> str:
-    """The first `k` sentences of `text`, one a line (fewer if the text has fewer; "" for an empty text)."""
+    """The first `k` sentences of `text`, one a line (fewer if the text has fewer; "" for an empty text).
+
+    Section headings (short lines without a sentence end, as papers and bills have) are not sentences of the
+    body and are skipped, unless the text has nothing else.
+    """
     if k < 1:
         raise ValueError(f"k must be at least 1, got {k}")
+    lines = text.splitlines()
+    body = [line for line in lines if not _is_heading(line)]
+    if any(line.strip() for line in body):
+        text = "\n".join(body)
     return "\n".join(split_sentences(text, language)[:k])
 
 

@@ -45,8 +45,8 @@ def test_lead_three_picks_the_first_three_sentences(language: str, text: str, fi
 
 def test_paragraph_breaks_end_sentences_and_short_texts_give_what_they_have() -> None:
     assert (
-        lead("Headline without a stop\nFirst sentence. Second.", "en")
-        == "Headline without a stop\nFirst sentence.\nSecond."
+        lead("A first paragraph without a stop but long enough to be a sentence\nFirst sentence. Second.", "en")
+        == "A first paragraph without a stop but long enough to be a sentence\nFirst sentence.\nSecond."
     )
     assert lead("Only one.", "en", 3) == "Only one."
     assert lead("", "en") == ""
@@ -63,3 +63,9 @@ def test_lead_is_scored_exactly_like_the_model() -> None:
     assert rows[1]["rouge1"].f1 == 0.0  # an empty source gives an empty lead, scored 0 and kept
     with pytest.raises(ValueError):
         score_lead(sources, references[:1], "en")
+
+
+def test_section_headings_are_not_lead_sentences() -> None:
+    paper = "Abstract\nWe parse trees. Results improve.\n1 Introduction\nParsing matters."
+    assert lead(paper, "en", 3) == "We parse trees.\nResults improve.\nParsing matters."
+    assert lead("Breaking news", "en", 1) == "Breaking news"  # nothing but a heading: kept
