@@ -40,6 +40,7 @@ from deepsynth_cli.serving.metrics import Metrics
 from deepsynth_cli.serving.middleware import BodyLimit, Observe
 from deepsynth_cli.serving.page import INDEX_HTML, PAGE_CSP
 from deepsynth_cli.serving.schemas import (
+    LANGUAGE_PATTERN,
     BatchRequest,
     BatchResult,
     ErrorBody,
@@ -48,7 +49,7 @@ from deepsynth_cli.serving.schemas import (
     SummaryResult,
     Timing,
 )
-from deepsynth_cli.serving.worker import Done, MicroBatcher, QueueFullError, WorkerStoppedError
+from deepsynth_cli.serving.worker import BatchObserver, Done, MicroBatcher, QueueFullError, WorkerStoppedError
 from deepsynth_cli.settings import Settings
 
 log = logging.getLogger("deepsynth.serve")
@@ -96,8 +97,7 @@ class ServeState:
             self.load_error = error
             raise
         self.summarizer = summarizer
-        self.batcher = MicroBatcher(summarizer.summarize, self.cfg.batching)
-        self.batcher._observer.on_batch = self.metrics.on_batch
+        self.batcher = MicroBatcher(summarizer.summarize, self.cfg.batching, BatchObserver(self.metrics.on_batch))
         self.metrics.watch_queue(lambda: self.batcher.depth if self.batcher else 0)
         self.batcher.start()
         log.info("model %s ready on %s", summarizer.model_id, summarizer.device)
@@ -399,7 +399,7 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
     @api.post("/summarize/file", response_model=SummaryResult, tags=["summarize"], summary="Summarise a file")
     async def summarize_file(
         file: Annotated[UploadFile, File(description="a page image (PNG, JPEG, WebP), a PDF, or a .txt/.md file")],
-        language: Annotated[str, Form(max_length=16, description="language code (text files)")] = "und",
+        language: Annotated[str, Form(max_length=16, pattern=LANGUAGE_PATTERN, description="language code")] = "und",
         options: Annotated[str | None, Form(description="generation options as a JSON object")] = None,
         return_pages: Annotated[bool, Form(description="also return the pages as base64 PNG")] = False,
     ) -> SummaryResult:

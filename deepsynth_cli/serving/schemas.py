@@ -8,11 +8,12 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from deepsynth_cli.inference.options import GenerationOptions
 
+LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
 LANGUAGE = Field(
     "und",
     min_length=2,
     max_length=16,
-    pattern=r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$",
+    pattern=LANGUAGE_PATTERN,
     description="language code of the text (fr, en, ar, zh, ...): picks the fonts and text direction",
 )
 RETURN_PAGES = Field(False, description="also return the page images the model saw, as base64 PNG")

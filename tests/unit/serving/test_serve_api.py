@@ -165,6 +165,7 @@ def test_bad_file_requests(make_client: Callable[..., Any]) -> None:
         response = upload(client, png(), options=json.dumps({"num_beams": 99}))
         assert_error(response, 422, "invalid_options")
         assert "options.num_beams" in response.json()["message"]
+        assert_error(upload(client, b"some text", language="../x"), 422, "invalid_request")
 
 
 def test_body_size_limit_before_reading_the_body(make_client: Callable[..., Any]) -> None:
