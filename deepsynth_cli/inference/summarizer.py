@@ -83,6 +83,19 @@ class Summary:
     error: str | None = None  # the row failed; text is empty
 
 
+@dataclass(frozen=True)
+class PreparedPages:
+    """A document's pages already through the processor (`Summarizer.prepare`). `summarize` takes it wherever it
+    takes a list of pages, and skips that step: a server prepares documents in request threads while the model
+    thread only runs the model."""
+
+    page_count: int
+    encoded: Any  # models.batching._Encoded: prompt ids and page tensors
+
+    def __len__(self) -> int:
+        return self.page_count
+
+
 @dataclass
 class Summarizer:
     """A model, its processor and how to prompt it, ready to summarise on one device."""
@@ -134,6 +147,10 @@ class Summarizer:
         """Text -> pages with the renderer settings the model was trained on."""
         return self.renderer.render(text, language)
 
+    def prepare(self, pages: Sequence[Any]) -> PreparedPages:
+        """Run the processor on one document's pages now (thread-safe; no model call), for `summarize` later."""
+        return PreparedPages(len(pages), self._batcher.encode_pages(pages))
+
     def summarize(self, documents: Sequence[Sequence[Any]], options: GenerationOptions | None = None) -> list[Summary]:
         """One summary per document (a list of page images in any form a shard row holds them).
 
@@ -171,8 +188,15 @@ class Summarizer:
 
     @torch.inference_mode()
     def _generate(self, documents: Sequence[Sequence[Any]], options: GenerationOptions) -> list[Summary]:
-        rows = [{"pages": list(pages), "source_id": str(index)} for index, pages in enumerate(documents)]
-        batch = self._batcher.generation_inputs(rows)
+        if any(isinstance(pages, PreparedPages) for pages in documents):
+            encoded = [
+                pages.encoded if isinstance(pages, PreparedPages) else self._batcher.encode_pages(pages)
+                for pages in documents
+            ]
+            batch = self._batcher.generation_inputs_encoded(encoded)
+        else:
+            rows = [{"pages": list(pages), "source_id": str(index)} for index, pages in enumerate(documents)]
+            batch = self._batcher.generation_inputs(rows)
         pixel_dtype = next(self.model.model.vision_tower.parameters()).dtype
         inputs = batch.to(self.device, dtype=pixel_dtype).inputs
         input_ids = inputs["input_ids"]

@@ -149,6 +149,18 @@ class Batcher:
         """Prompts only, left-padded so that every row's next token comes at the same position."""
         truncation = Truncation()
         encoded = [self._encode_prompt(row, truncation) for row in rows]
+        return self._generation_batch(encoded, truncation)
+
+    def encode_pages(self, pages: Sequence[Any]) -> _Encoded:
+        """One document's prompt and page tensors: the processor's share of `generation_inputs`, which a server runs
+        beside the model (in request threads) and hands to `generation_inputs_encoded`."""
+        return self._encode_prompt({"pages": list(pages)}, Truncation())
+
+    def generation_inputs_encoded(self, encoded: Sequence[_Encoded]) -> Batch:
+        """`generation_inputs` for documents already through `encode_pages`."""
+        return self._generation_batch(encoded, Truncation())
+
+    def _generation_batch(self, encoded: Sequence[_Encoded], truncation: Truncation) -> Batch:
         input_ids, attention_mask = self._pad([item.prompt_ids for item in encoded], left=True)
         return Batch({"input_ids": input_ids, "attention_mask": attention_mask, **_concat_images(encoded)}, truncation)
 

@@ -33,9 +33,9 @@ from deepsynth_cli import __version__
 from deepsynth_cli.data.render import PageRenderer, RenderedDocument
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.inference.options import GenerationOptions
-from deepsynth_cli.inference.summarizer import Summarizer
+from deepsynth_cli.inference.summarizer import PreparedPages, Summarizer
 from deepsynth_cli.serving.config import ServeConfig
-from deepsynth_cli.serving.inputs import InputError, read_upload
+from deepsynth_cli.serving.inputs import InputError, Upload, read_upload
 from deepsynth_cli.serving.metrics import Metrics
 from deepsynth_cli.serving.middleware import BodyLimit, Observe
 from deepsynth_cli.serving.page import INDEX_HTML, PAGE_CSP
@@ -87,6 +87,7 @@ class ServeState:
         self.batcher: MicroBatcher | None = None
         self.load_error: BaseException | None = None
         self._local = threading.local()
+        self._prepare_lock = threading.Lock()
 
     async def start(self) -> None:
         try:
@@ -126,6 +127,29 @@ class ServeState:
             renderer = self._local.renderer = PageRenderer(summarizer.render_config)
         return renderer.render(text, language)
 
+    def prepare(self, pages: Sequence[bytes | Image.Image]) -> PreparedPages:
+        """The processor's work on one document, done here in a request thread so that the model thread only runs
+        the model (per-document preprocessing does not shrink with batching). One at a time: the tokenizer is
+        shared."""
+        summarizer = self.model()
+        try:
+            with self._prepare_lock:
+                return summarizer.prepare(pages)
+        except Exception as error:
+            log.warning("pages refused by the processor: %s", type(error).__name__)
+            raise ApiError(422, "unusable_pages", "the pages cannot be prepared for the model") from None
+
+    def text_pages(self, text: str, language: str) -> tuple[RenderedDocument, PreparedPages, float]:
+        started = time.perf_counter()
+        document = self.render(text, language)
+        return document, self.prepare(document.pages), time.perf_counter() - started
+
+    def file_pages(self, data: bytes) -> tuple[Upload, PreparedPages | None, float]:
+        started = time.perf_counter()
+        upload = read_upload(data, self.cfg.limits)
+        prepared = self.prepare(upload.pages) if upload.pages else None
+        return upload, prepared, time.perf_counter() - started
+
     def check_text(self, text: str, what: str = "the text") -> None:
         if not text.strip():
             raise ApiError(422, "empty_text", f"{what} is empty")
@@ -139,7 +163,7 @@ class ServeState:
     # -- model ---------------------------------------------------------------------------------------------------
 
     async def generate(
-        self, documents: Sequence[Sequence[Any]], options: GenerationOptions, started: float
+        self, documents: Sequence[PreparedPages], options: GenerationOptions, started: float
     ) -> list[Done]:
         self.model()
         assert self.batcher is not None
@@ -351,8 +375,8 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
         text: str, language: str, options: GenerationOptions, return_pages: bool, started: float
     ) -> SummaryResult:
         state.check_text(text)
-        document, render_s = await run_in_threadpool(_timed_render, state, text, language)
-        [done] = await state.generate([document.pages], options, started)
+        document, prepared, render_s = await run_in_threadpool(state.text_pages, text, language)
+        [done] = await state.generate([prepared], options, started)
         tokens = await run_in_threadpool(state.count_tokens, text)
         return _result(
             done,
@@ -379,8 +403,8 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
             raise ApiError(413, "too_many_texts", f"{len(body.texts)} texts in one request; the limit is {limit}")
         for index, text in enumerate(body.texts):
             state.check_text(text, f"text {index}")
-        rendered = await run_in_threadpool(lambda: [_timed_render(state, text, body.language) for text in body.texts])
-        done = await state.generate([document.pages for document, _ in rendered], body.options, started)
+        rendered = await run_in_threadpool(lambda: [state.text_pages(text, body.language) for text in body.texts])
+        done = await state.generate([prepared for _, prepared, _ in rendered], body.options, started)
         tokens = await run_in_threadpool(lambda: [state.count_tokens(text) for text in body.texts])
         results = [
             _result(
@@ -392,7 +416,7 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
                 dropped_chars=document.dropped_chars,
                 return_pages=body.return_pages,
             )
-            for item, (document, render_s), count in zip(done, rendered, tokens, strict=True)
+            for item, (document, _, render_s), count in zip(done, rendered, tokens, strict=True)
         ]
         return BatchResult(results=results, total_ms=round((time.perf_counter() - started) * 1000, 2))
 
@@ -408,10 +432,11 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
         generation = _parse_options(options)
         state.model()
         data = await file.read()
-        upload, read_s = await run_in_threadpool(_timed_read, data, cfg)
+        upload, prepared, read_s = await run_in_threadpool(state.file_pages, data)
         if upload.text is not None:
             return await _summarize_text(upload.text, language or "und", generation, return_pages, started)
-        [done] = await state.generate([upload.pages], generation, started)
+        assert prepared is not None  # an image or a PDF: pages
+        [done] = await state.generate([prepared], generation, started)
         return await run_in_threadpool(
             lambda: _result(done, upload.pages, started=started, render_s=read_s, return_pages=return_pages)
         )
@@ -429,18 +454,6 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
         )
     app.add_middleware(Observe, metrics=metrics)
     return app
-
-
-def _timed_render(state: ServeState, text: str, language: str) -> tuple[RenderedDocument, float]:
-    started = time.perf_counter()
-    document = state.render(text, language)
-    return document, time.perf_counter() - started
-
-
-def _timed_read(data: bytes, cfg: ServeConfig) -> tuple[Any, float]:
-    started = time.perf_counter()
-    upload = read_upload(data, cfg.limits)
-    return upload, time.perf_counter() - started
 
 
 def _parse_options(raw: str | None) -> GenerationOptions:

@@ -38,7 +38,7 @@ class BatchRequest(_Request):
 
 
 class Timing(BaseModel):
-    render_ms: float = Field(description="text into pages, or decoding the uploaded file")
+    render_ms: float = Field(description="text into pages (or decoding the uploaded file), and the processor")
     queue_ms: float = Field(description="waiting for a batch to start")
     generate_ms: float = Field(description="the model call of the whole batch")
     total_ms: float = Field(description="the request, end to end")

@@ -27,7 +27,7 @@ from deepsynth_cli.serving.config import BatchingConfig
 
 log = logging.getLogger("deepsynth.serve")
 
-SummarizeFn = Callable[[list[Sequence[Any]], GenerationOptions], list[Any]]
+SummarizeFn = Callable[[list[Any], GenerationOptions], list[Any]]  # documents: page lists or PreparedPages
 
 
 class QueueFullError(Exception):
@@ -52,9 +52,9 @@ class Done:
     batch_size: int
 
 
-@dataclass
+@dataclass(eq=False)  # jobs are compared by identity: two requests for the same text are still two jobs
 class _Job:
-    pages: Sequence[Any]
+    pages: Any  # a list of pages, or PreparedPages
     options: GenerationOptions
     key: str
     future: Future[Done] = field(default_factory=Future)
@@ -108,7 +108,7 @@ class MicroBatcher:
         batches = math.ceil(max(self._depth, 1) / self.cfg.max_batch_size)
         return max(1, min(60, math.ceil(batches * self._last_batch_s)))
 
-    def submit(self, documents: Sequence[Sequence[Any]], options: GenerationOptions) -> list[Future[Done]]:
+    def submit(self, documents: Sequence[Any], options: GenerationOptions) -> list[Future[Done]]:
         """Queue every document of one request, or none (QueueFullError) when they do not all fit."""
         if not self.alive:
             raise WorkerStoppedError("the model thread is not running")
@@ -123,7 +123,7 @@ class MicroBatcher:
             self._inbox.put(job)
         return [job.future for job in jobs]
 
-    async def run(self, documents: Sequence[Sequence[Any]], options: GenerationOptions, timeout: float) -> list[Done]:
+    async def run(self, documents: Sequence[Any], options: GenerationOptions, timeout: float) -> list[Done]:
         """Summaries in the order given. TimeoutError after `timeout` s; the request's queued documents are
         dropped (a batch already running finishes, its result is discarded)."""
         futures = self.submit(documents, options)
@@ -141,6 +141,18 @@ class MicroBatcher:
 
     def _loop(self) -> None:
         pending: deque[_Job] = deque()
+        try:
+            self._serve(pending)
+        except BaseException as error:  # a bug here must not leave requests waiting for their timeout
+            log.error("the model thread stopped: %s", type(error).__name__)
+            self._stopping = True
+            self._drain(pending)
+            for job in pending:
+                if job.future.set_running_or_notify_cancel():
+                    job.future.set_exception(WorkerStoppedError("the model thread stopped"))
+            raise
+
+    def _serve(self, pending: deque[_Job]) -> None:
         wait_s = self.cfg.max_wait_ms / 1000.0
         limit = self.cfg.max_batch_size
         while True:

@@ -203,7 +203,7 @@ def _in_threads(calls: list[Callable[[], Any]]) -> list[Any]:
 
 
 def test_concurrent_requests_share_batches_by_options(make_client: Callable[..., Any]) -> None:
-    with make_client(batching={"max_batch_size": 8, "max_wait_ms": 300}) as client:
+    with make_client(batching={"max_batch_size": 4, "max_wait_ms": 1000}) as client:
         other = {"max_new_tokens": 3}
         calls = [lambda: summarize(client) for _ in range(4)]
         calls += [lambda: client.post("/v1/summarize", json={"text": TEXT, "options": other}) for _ in range(2)]
