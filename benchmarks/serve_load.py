@@ -10,8 +10,9 @@ requests/s of batch size 1 at concurrency 16.
     python benchmarks/serve_load.py                  # full: 3 runs, ~6 minutes on 2 cores
     python benchmarks/serve_load.py --quick          # 1 run, concurrency 1 and 16 only, ~1 minute
 
-Generation: `--max-new-tokens` (64 by default, greedy, the default repetition guard). The tiny model never emits
-EOS, so every answer costs exactly that many decoding steps. Batching pays off because one decoding step of a batch
+Generation: the API's default options (greedy, the repetition guard, `max_new_tokens` 128: what a client that
+sets no options gets); `--max-new-tokens N` changes the length. The tiny model never emits EOS, so every answer
+costs exactly that many decoding steps. Batching pays off because one decoding step of a batch
 costs little more than one of a single document; the per-document work (image preprocessing, the vision encoder
 on the page, the repetition guard, which transformers runs row by row) does not shrink with batching, so the
 ratio grows with the summary length. `--torch-threads 1` (default) on a 2-core machine leaves the other core to
@@ -41,6 +42,8 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+
+from deepsynth_cli.inference.options import GenerationOptions
 
 TARGET_RATIO = 3.0
 SENTENCES = [
@@ -185,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--rounds", type=int, default=2, help="requests per client per level (8 at least in all)")
     parser.add_argument("--max-batch-size", type=int, default=16)
     parser.add_argument("--max-wait-ms", type=float, default=10.0)
-    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--max-new-tokens", type=int, default=GenerationOptions().max_new_tokens)
     parser.add_argument("--torch-threads", type=int, default=1)
     args = parser.parse_args(argv)
     if args.quick:
