@@ -18,10 +18,12 @@ Nothing here prints: progress goes out as events (`training/events.py`).
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import dataclasses
 import gc
 import json
 import math
+import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -150,6 +152,23 @@ def _training_render(locations: Sequence[DatasetLocation], settings: Settings, s
         if render != first:
             say(Notice(f"{name} was rendered with other settings than {first_name}; the model keeps {first_name}'s"))
     return first
+
+
+def reuse_freed_host_memory() -> None:
+    """Keep freed large blocks in glibc's heap instead of handing each back to the OS.
+
+    A CPU step allocates and frees the same activations every step, and by default every block above 128 KiB is a
+    fresh mmap paid in page faults: on the tiny preset 11,500 faults a step without this and 1,500 with it, and the
+    step 1.18x faster (measured, benchmarks/RESULTS.md). Process-wide and harmless elsewhere; a no-op off glibc.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return  # musl and friends
+    libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: blocks up to 32 MiB (glibc's maximum) come from the heap
+    libc.mallopt(-1, 2**30)  # M_TRIM_THRESHOLD: keep up to 1 GiB of freed heap for the next step
 
 
 def checkpoint_activations(model: Any) -> None:
@@ -408,6 +427,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     trackers = {"log_with": cfg.report_to, "project_dir": cfg.output_dir / "logs"} if cfg.report_to else {}
     accelerator = Accelerator(mixed_precision=cfg.precision, kwargs_handlers=[ddp], **trackers)
     main = accelerator.is_main_process
+    if accelerator.device.type == "cpu":
+        reuse_freed_host_memory()
     say: EventSink = emit if main else (lambda event: None)
     processes, rank = accelerator.num_processes, accelerator.process_index
     set_seed(cfg.optim.seed)
