@@ -77,3 +77,17 @@ def test_a_model_whose_processor_miscounts_image_tokens_is_refused(aclsum_data: 
     assert result.exit_code == 2, result.stderr
     assert "inserts 36 image tokens for a 384 px view but the model emits 144" in result.stderr
     assert "hint:" in result.stderr and "patch_size" in result.stderr and not (tmp_path / "o").exists()
+
+
+def test_memory_and_tracker_flags_reach_the_run(aclsum_data: Path, tmp_path: Path) -> None:
+    pytest.importorskip("tensorboard", reason="the dev extra installs tensorboard")
+    out = tmp_path / "run"
+    args = ["train", "--datasets", str(aclsum_data), "--output-dir", str(out), *FAST]
+    result = CliRunner().invoke(app, [*args, "--activation-checkpointing", "--report-to", "tensorboard", "--json"])
+    assert result.exit_code == 0, result.stderr
+    saved = json.loads((out / "train_config.json").read_text())
+    assert saved["activation_checkpointing"] is True and saved["report_to"] == ["tensorboard"]
+    assert saved["compile"] is False and list((out / "logs" / "deepsynth-train").glob("events.out.tfevents.*"))
+
+    help_text = CliRunner().invoke(app, ["train", "--help"]).stdout
+    assert "--compile" in help_text and "--report-to" in help_text and "--activation-checkpointing" in help_text
