@@ -17,6 +17,7 @@ from PIL import Image
 from deepsynth_cli.serving.config import LimitsConfig
 
 Kind = Literal["png", "jpeg", "webp", "pdf", "text"]
+MIN_SIDE = 16  # smaller "pages" hold nothing to read, and a 3 x 3 image looks channels-first to the processor
 
 
 class InputError(Exception):
@@ -83,6 +84,10 @@ def read_image(data: bytes, limits: LimitsConfig) -> Image.Image:
                     413,
                     "image_too_large",
                     f"image of {width} x {height} pixels is over the limit of {limits.max_image_pixels:,} pixels",
+                )
+            if min(width, height) < MIN_SIDE:
+                raise InputError(
+                    422, "image_too_small", f"image of {width} x {height} pixels: a page needs {MIN_SIDE} px a side"
                 )
             image.load()
     except InputError:

@@ -56,6 +56,7 @@ def test_text_files_are_text() -> None:
         (b"\x89PNG\r\n\x1a\n" + b"garbage" * 10, 422, "corrupt_image"),
         (b"\xff\xd8\xff\xe0 not a jpeg", 422, "corrupt_image"),
         (png_claiming(100_000, 100_000), 413, "image_too_large"),  # decompression bomb: never decoded
+        (png(3, 3), 422, "image_too_small"),
         (encrypted_pdf(), 422, "encrypted_pdf"),
         (b"%PDF-1.7\nnot really a pdf", 422, "malformed_pdf"),
         (pdf()[:200], 422, "malformed_pdf"),
@@ -69,6 +70,7 @@ def test_text_files_are_text() -> None:
         "garbage-png",
         "garbage-jpeg",
         "bomb",
+        "tiny-image",
         "encrypted-pdf",
         "malformed-pdf",
         "truncated-pdf",
