@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import hmac
+import io
 import json
 import logging
 import threading
@@ -91,7 +92,7 @@ def test_file_image_is_one_page(make_client: Callable[..., Any], kind: str) -> N
         body = response.json()
         assert (body["pages_rendered"], body["vision_tokens"], body["compression"]) == (1, 145, None)
         [page] = body["page_images"]
-        assert Image.open(__import__("io").BytesIO(base64.b64decode(page))).size == (300, 400)
+        assert Image.open(io.BytesIO(base64.b64decode(page))).size == (300, 400)
 
 
 def test_file_pdf_and_text(make_client: Callable[..., Any]) -> None:
@@ -356,3 +357,42 @@ def test_page_is_self_contained(make_client: Callable[..., Any]) -> None:
 
 def _json() -> dict[str, str]:
     return {"content-type": "application/json"}
+
+
+def test_model_folder_loads_in_the_lifespan_with_its_render_settings(summarizer: Any, tmp_path: Any) -> None:
+    """A folder written by `deepsynth train` carries its render settings: the server renders text with them."""
+    from fastapi.testclient import TestClient
+
+    from deepsynth_cli.config import RenderConfig
+    from deepsynth_cli.inference.summarizer import Summarizer, save_render_config
+    from deepsynth_cli.models.presets import save_model
+    from deepsynth_cli.serving.app import create_app
+    from deepsynth_cli.serving.config import ServeConfig
+
+    folder = save_model(summarizer.model, summarizer.processor, summarizer.info, tmp_path / "model")
+    trained = RenderConfig(page_size=320, font_size=13, margin=10, max_pages=2)
+    save_render_config(folder, trained)
+    loads: list[str] = []
+
+    def load() -> Summarizer:
+        loads.append(str(folder))
+        return Summarizer.load(str(folder), device="cpu")
+
+    app = create_app(load, ServeConfig(model=str(folder)), Settings())
+    assert loads == []  # nothing loads before start-up
+    with TestClient(app) as client:
+        info = client.get("/v1/model").json()
+        assert info["render_source"] == "checkpoint" and info["render"]["page_size"] == 320 and info["max_pages"] == 2
+        body = summarize(client, return_pages=True).json()
+        page = Image.open(io.BytesIO(base64.b64decode(body["page_images"][0])))
+        assert page.size == (320, 320)
+    assert loads == [str(folder)]  # once
+
+
+def test_readyz_and_the_api_say_when_the_model_thread_is_gone(make_client: Callable[..., Any]) -> None:
+    with make_client() as client:
+        client.app.state.serve.batcher.stop()
+        response = client.get("/readyz")
+        assert response.status_code == 503 and response.json() == {"status": "not_ready"}
+        assert client.get("/healthz").status_code == 200  # alive, not ready
+        assert_error(summarize(client), 503, "not_ready")
