@@ -18,9 +18,10 @@ def command(
         str | None, typer.Option(help="Preset (tiny, deepseek-ocr-2), folder written by `deepsynth train`, or Hub id.")
     ] = None,
     host: Annotated[
-        str | None, typer.Option(help="Interface to bind [default: 127.0.0.1]; others need DEEPSYNTH_API_KEY.")
+        str | None,
+        typer.Option(help="Interface to bind (default 127.0.0.1, loopback only); others need DEEPSYNTH_API_KEY."),
     ] = None,
-    port: Annotated[int | None, typer.Option(help="TCP port [default: 8000].")] = None,
+    port: Annotated[int | None, typer.Option(help="TCP port (default 8000).")] = None,
     device: Annotated[str | None, typer.Option(help="auto (GPU when available), cpu, cuda, cuda:1 ...")] = None,
     max_batch_size: Annotated[
         int | None, typer.Option(help="Documents per model call; 1 turns batching off.", rich_help_panel=_BATCH)
