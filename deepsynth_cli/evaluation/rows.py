@@ -24,15 +24,20 @@ import bisect
 import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from deepsynth_cli.data.shards import DATA_DIR
-from deepsynth_cli.data.store import DatasetLocation, load_split
+from deepsynth_cli.data.store import DatasetLocation
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.settings import Settings
+
+if TYPE_CHECKING:
+    from pyarrow.parquet import ParquetFile
+
+    from deepsynth_cli.data.hub_read import HubDataset
 
 Row = Mapping[str, Any]
 REQUIRED_COLUMNS = ("pages", "summary", "language")
@@ -71,41 +76,88 @@ def sample_indices(total: int, max_samples: int | None, seed: int) -> list[int]:
 
 
 class SplitReader:
-    """One split of a rendered dataset, read by row position: local Parquet row groups, or a Hub dataset."""
+    """One split of a rendered dataset, read by row position, one Parquet row group at a time, from a local folder
+    or a Hub repo. On the Hub nothing is downloaded whole: the shards are counted from the repo's part files, and a
+    shard is opened (its footer read by range) only when a row in it is read; then only the columns asked for of
+    the row groups that hold the rows (64 rows each) are fetched: the metadata columns first, the pages later."""
 
     def __init__(self, location: DatasetLocation, split: str, settings: Settings) -> None:
         self.location = location
         self.split = split
-        self._dataset: Any = None
-        self._units: list[tuple[Path, int]] = []  # (file, row group)
-        self._starts: list[int] = []  # first row position of each unit
-        self._cached: tuple[int, list[dict[str, Any]]] | None = None
+        self.columns: list[str] = []
+        self._hub: HubDataset | None = None
+        self._shards: list[str] = []  # a local file path, or a path in the Hub repo
+        self._starts: list[int] = []  # first row position of each shard
+        self._groups: dict[int, list[int]] = {}  # shard -> first row (within it) of each row group, once opened
+        self._files: dict[int, ParquetFile] = {}  # Hub shards opened
+        self._cached: tuple[tuple[int, int, tuple[str, ...]], list[dict[str, Any]]] | None = None
         if location.kind == "local":
-            self._open_local()
+            assert location.path is not None
+            folder = location.path / DATA_DIR
+            paths = sorted(folder.glob(f"{split}-*.parquet"))
+            present = {path.name.split("-")[0] for path in folder.glob("*.parquet")}
+            self._shards = [str(path) for path in paths]
+            counts = [self._open(index).metadata.num_rows for index in range(len(paths))]
         else:
-            self._dataset = load_split(location, split, settings)
-            self._check(list(self._dataset.column_names))
+            from deepsynth_cli.data.hub_read import list_hub_dataset
 
-    def _open_local(self) -> None:
+            try:
+                self._hub = list_hub_dataset(location, settings)
+            except Exception as error:  # the Hub client's errors: not found, 401, offline
+                raise DatasetError(
+                    f"cannot list {location} ({type(error).__name__})",
+                    hint="check the network and HF_TOKEN, and that the repo holds a rendered dataset",
+                ) from error
+            by_split = self._hub.shards()
+            present = set(by_split)
+            self._shards = by_split.get(split, [])
+            counts = [self._declared_rows(index) for index in range(len(self._shards))]
+        if not self._shards:
+            raise DatasetError(
+                f"{location} has no {split!r} split (it has: {', '.join(sorted(present)) or 'no shards'})",
+                hint=f"pick one with --split, or render it with `deepsynth generate --split {split}`",
+            )
+        if not self.columns:
+            self._open(0)  # the schema is checked before any row is read
+        self._total = 0
+        for count in counts:
+            self._starts.append(self._total)
+            self._total += count
+
+    def _declared_rows(self, shard: int) -> int:
+        """A Hub shard's rows from the part files, or from its footer when no part file describes it."""
+        assert self._hub is not None
+        name = PurePosixPath(self._shards[shard]).name
+        if name in self._hub.declared:
+            return self._hub.declared[name]
+        return int(self._open(shard).metadata.num_rows)
+
+    def _open(self, shard: int) -> ParquetFile:
+        """The shard's Parquet file with its footer read (nothing else), its schema checked. Hub files are kept
+        (reopening costs requests); local ones are reopened per row group (no descriptor per shard held)."""
         import pyarrow.parquet as pq
 
-        assert self.location.path is not None
-        files = sorted((self.location.path / DATA_DIR).glob(f"{self.split}-*.parquet"))
-        if not files:
-            present = sorted({path.name.split("-")[0] for path in (self.location.path / DATA_DIR).glob("*.parquet")})
-            raise DatasetError(
-                f"{self.location} has no {self.split!r} split (it has: {', '.join(present) or 'no shards'})",
-                hint=f"pick one with --split, or render it with `deepsynth generate --split {self.split}`",
-            )
-        total = 0
-        for path in files:
-            meta = pq.ParquetFile(path).metadata
-            self._check(meta.schema.to_arrow_schema().names)
+        if shard in self._files:
+            return self._files[shard]
+        path = self._shards[shard]
+        file = pq.ParquetFile(path) if self._hub is None else self._hub.open_shard(path)
+        if shard not in self._groups:
+            self._check(file.schema_arrow.names)
+            meta, firsts, rows = file.metadata, [], 0
             for group in range(meta.num_row_groups):
-                self._units.append((path, group))
-                self._starts.append(total)
-                total += meta.row_group(group).num_rows
-        self._total = total
+                firsts.append(rows)
+                rows += meta.row_group(group).num_rows
+            declared = self._hub.declared.get(PurePosixPath(path).name) if self._hub is not None else None
+            if declared is not None and declared != meta.num_rows:
+                raise DatasetError(
+                    f"{self.location}: {PurePosixPath(path).name} holds {meta.num_rows} rows, its part file says "
+                    f"{declared}: rows cannot be found by position",
+                    hint="rerun `deepsynth generate` with the same settings to rewrite the part files",
+                )
+            self._groups[shard] = firsts
+        if self._hub is not None:
+            self._files[shard] = file
+        return file
 
     def _check(self, columns: Sequence[str]) -> None:
         missing = [name for name in REQUIRED_COLUMNS if name not in columns]
@@ -118,28 +170,27 @@ class SplitReader:
         self.columns = list(columns)
 
     def __len__(self) -> int:
-        return len(self._dataset) if self._dataset is not None else self._total
+        return self._total
 
     def read(self, indices: Sequence[int], columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         """(position, row) for each position in `indices` (ascending), with only `columns` (those present)."""
-        wanted = [name for name in columns if name in self.columns]
-        if self._dataset is not None:
-            subset = self._dataset.select_columns(wanted).select(list(indices))
-            yield from zip(indices, subset, strict=True)
-            return
+        wanted = tuple(name for name in columns if name in self.columns)
         for index in indices:
-            unit = bisect.bisect_right(self._starts, index) - 1
-            if unit < 0 or index >= self._total:
+            shard = bisect.bisect_right(self._starts, index) - 1
+            if shard < 0 or index >= self._total:
                 raise IndexError(f"row {index} is outside {self.location} ({self.split}, {self._total} rows)")
-            yield index, dict(self._unit_rows(unit, wanted)[index - self._starts[unit]])
+            if shard not in self._groups:
+                self._open(shard)
+            offset, firsts = index - self._starts[shard], self._groups[shard]
+            group = bisect.bisect_right(firsts, offset) - 1
+            yield index, dict(self._group_rows(shard, group, wanted)[offset - firsts[group]])
 
-    def _unit_rows(self, unit: int, columns: list[str]) -> list[dict[str, Any]]:
-        import pyarrow.parquet as pq
-
-        key = hash((unit, tuple(columns)))
+    def _group_rows(self, shard: int, group: int, columns: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The rows of one row group with `columns`; the last group read is kept (rows are read in order)."""
+        key = (shard, group, columns)
         if self._cached is None or self._cached[0] != key:
-            path, group = self._units[unit]
-            self._cached = (key, pq.ParquetFile(path).read_row_group(group, columns=columns).to_pylist())
+            rows = self._open(shard).read_row_group(group, columns=list(columns)).to_pylist()
+            self._cached = (key, rows)
         return self._cached[1]
 
 

@@ -21,7 +21,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from deepsynth_cli.data.shards import DATA_DIR, ROW_SCHEMA, parse_shard_name
+from deepsynth_cli.data.hub_read import split_of
+from deepsynth_cli.data.shards import DATA_DIR, ROW_SCHEMA
 from deepsynth_cli.data.store import DatasetLocation, resolve_dataset
 from deepsynth_cli.errors import DeepsynthError
 from deepsynth_cli.settings import Settings
@@ -48,11 +49,6 @@ class DatasetSample:
     row_counts: dict[str, int] = field(default_factory=dict)
 
 
-def _split_of(path: Path) -> str:
-    parsed = parse_shard_name(path.name)
-    return str(parsed["split"]) if parsed else path.name.split("-")[0]
-
-
 def load_sample(name: str, settings: Settings, sample: int) -> DatasetSample:
     """Resolve NAME like every command does and read what the checks need. Raises DeepsynthError."""
     location = resolve_dataset(name, settings)
@@ -67,7 +63,7 @@ def _local_sample(name: str, location: DatasetLocation, folder: Path, sample: in
     manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else None
     result = DatasetSample(name=name, location=location, manifest=manifest)
     for path in sorted((folder / DATA_DIR).glob("*.parquet")):
-        result.files.setdefault(_split_of(path), []).append(path)
+        result.files.setdefault(split_of(path.name), []).append(path)
     for split, paths in result.files.items():
         result.rows[split], result.text_hashes[split], result.row_counts[split] = [], [], 0
         for path in paths:
@@ -96,37 +92,19 @@ def _hub_sample(name: str, location: DatasetLocation, settings: Settings, sample
     the first), each through HTTP range requests for its footer, its text column and the row groups decoded (64
     rows each), never the whole shard. Shards not opened are counted from the part files; a shard no part file
     describes is opened. Duplicates and leakage are then judged on the texts of the shards opened."""
-    from huggingface_hub import HfFileSystem, hf_hub_download
+    from deepsynth_cli.data.hub_read import list_hub_dataset
 
-    from deepsynth_cli.data.hub import PARTS_DIR, hub_api
-
-    token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    repo_id, revision = str(location.repo_id), location.revision
-    listed = hub_api(token, timeout_s=60).list_repo_files(repo_id, repo_type="dataset", revision=revision)
-
-    def fetch(path: str) -> Path:
-        return Path(hf_hub_download(repo_id, path, repo_type="dataset", revision=revision, token=token))
-
-    manifest = json.loads(fetch(MANIFEST).read_text(encoding="utf-8")) if MANIFEST in listed else None
-    declared: dict[str, int] = {}  # shard file name -> rows, from the part files
-    for path in listed:
-        if path.startswith(f"{PARTS_DIR}/") and path.endswith(".json"):
-            shards = json.loads(fetch(path).read_text(encoding="utf-8")).get("shards", {})
-            declared.update({shard: int(meta.get("rows", 0)) for shard, meta in shards.items()})
-    result = DatasetSample(name=name, location=location, manifest=manifest)
-    for path in sorted(p for p in listed if p.startswith(f"{DATA_DIR}/") and p.endswith(".parquet")):
-        result.files.setdefault(_split_of(Path(path)), []).append(Path(path))
-    # No read-ahead cache: pyarrow asks for exactly the byte ranges it needs, each becomes one range request.
-    hub = HfFileSystem(token=token)
-    for split, paths in result.files.items():
+    hub = list_hub_dataset(location, settings)
+    result = DatasetSample(name=name, location=location, manifest=hub.manifest)
+    for split, paths in hub.shards().items():
+        result.files[split] = [Path(path) for path in paths]
         result.rows[split], result.text_hashes[split], result.row_counts[split] = [], [], 0
         for path in paths:
-            if len(result.rows[split]) >= sample and path.name in declared:
-                result.row_counts[split] += declared[path.name]
+            shard = Path(path).name
+            if len(result.rows[split]) >= sample and shard in hub.declared:
+                result.row_counts[split] += hub.declared[shard]
                 continue
-            remote = f"datasets/{repo_id}/{path.as_posix()}"
-            with hub.open(remote, "rb", revision=revision, block_size=2**16, cache_type="none") as file:
-                _read_shard(pq.ParquetFile(file), path.name, split, result, sample)
+            _read_shard(hub.open_shard(path), shard, split, result, sample)
     return result
 
 
