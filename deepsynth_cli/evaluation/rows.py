@@ -117,8 +117,6 @@ class SplitReader:
                 f"{location} has no {split!r} split (it has: {', '.join(sorted(present)) or 'no shards'})",
                 hint=f"pick one with --split, or render it with `deepsynth generate --split {split}`",
             )
-        if not self.columns:
-            self._open(0)  # the schema is checked before any row is read
         self._total = 0
         for count in counts:
             self._starts.append(self._total)
@@ -174,13 +172,13 @@ class SplitReader:
 
     def read(self, indices: Sequence[int], columns: Sequence[str]) -> Iterator[tuple[int, dict[str, Any]]]:
         """(position, row) for each position in `indices` (ascending), with only `columns` (those present)."""
-        wanted = tuple(name for name in columns if name in self.columns)
         for index in indices:
             shard = bisect.bisect_right(self._starts, index) - 1
             if shard < 0 or index >= self._total:
                 raise IndexError(f"row {index} is outside {self.location} ({self.split}, {self._total} rows)")
             if shard not in self._groups:
-                self._open(shard)
+                self._open(shard)  # checks its schema: a shard holding no row asked for is never opened
+            wanted = tuple(name for name in columns if name in self.columns)
             offset, firsts = index - self._starts[shard], self._groups[shard]
             group = bisect.bisect_right(firsts, offset) - 1
             yield index, dict(self._group_rows(shard, group, wanted)[offset - firsts[group]])
