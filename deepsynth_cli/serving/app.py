@@ -8,7 +8,6 @@ the micro-batcher, shape the answer. Everything that can go wrong with the input
 from __future__ import annotations
 
 import base64
-import hmac
 import io
 import json
 import logging
@@ -37,7 +36,7 @@ from deepsynth_cli.inference.summarizer import PreparedPages, Summarizer
 from deepsynth_cli.serving.config import ServeConfig
 from deepsynth_cli.serving.inputs import InputError, Upload, read_upload
 from deepsynth_cli.serving.metrics import Metrics
-from deepsynth_cli.serving.middleware import BodyLimit, Observe
+from deepsynth_cli.serving.middleware import UNAUTHORIZED, BodyLimit, KeyGate, Observe, bearer_matches
 from deepsynth_cli.serving.page import INDEX_HTML, PAGE_CSP
 from deepsynth_cli.serving.schemas import (
     LANGUAGE_PATTERN,
@@ -247,18 +246,13 @@ class _RequireKey:
         key = settings.api_key.get_secret_value() if settings.api_key is not None else ""
         self._expected = key.encode("utf-8") if key else None
 
-    async def __call__(self, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]) -> None:
+    async def __call__(
+        self, request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_BEARER)]
+    ) -> None:
         if self._expected is None:
             return
-        given = credentials.credentials.encode("utf-8") if credentials is not None else b""
-        # Constant time: how long the comparison takes must not tell how much of a guess was right.
-        if not hmac.compare_digest(given, self._expected):
-            raise ApiError(
-                401,
-                "unauthorized",
-                "missing or wrong API key: send the header Authorization: Bearer <key>",
-                {"WWW-Authenticate": "Bearer"},
-            )
+        if not bearer_matches(request.headers.get("authorization"), self._expected):
+            raise ApiError(401, UNAUTHORIZED["error"], UNAUTHORIZED["message"], {"WWW-Authenticate": "Bearer"})
 
 
 def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings) -> FastAPI:
@@ -443,6 +437,8 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
 
     app.include_router(api)
     app.add_middleware(BodyLimit, limit=cfg.limits.max_request_bytes)
+    if settings.api_key is not None and settings.api_key.get_secret_value():
+        app.add_middleware(KeyGate, key=settings.api_key.get_secret_value().encode("utf-8"), metrics=metrics)
     if settings.cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 

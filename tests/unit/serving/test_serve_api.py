@@ -294,6 +294,52 @@ def test_api_key_is_required_and_compared_in_constant_time(
         assert client.get("/openapi.json").status_code == 200 and client.get("/v1/model").status_code == 401
 
 
+def test_an_unauthenticated_upload_is_refused_before_its_body_is_read(
+    summarizer: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With a key set, a POST without it gets 401 from the headers alone: the server never receives the body."""
+    import asyncio
+
+    from deepsynth_cli.serving.app import create_app
+    from deepsynth_cli.serving.config import ServeConfig
+
+    monkeypatch.setenv("DEEPSYNTH_API_KEY", API_KEY)
+    app = create_app(summarizer, ServeConfig.model_validate({"model": "tiny"}), Settings())
+    body_reads: list[int] = []
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        body_reads.append(1)
+        return {"type": "http.request", "body": b"x" * 1000, "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    for authorization in ([], [(b"authorization", b"Bearer wrong")]):
+        scope = {
+            "type": "http",
+            "asgi": {"version": "3.0"},
+            "http_version": "1.1",
+            "method": "POST",
+            "scheme": "http",
+            "path": "/v1/summarize/file",
+            "raw_path": b"/v1/summarize/file",
+            "query_string": b"",
+            "root_path": "",
+            "headers": [
+                (b"content-type", b"multipart/form-data; boundary=x"),
+                (b"content-length", b"1000"),
+                *authorization,
+            ],
+            "client": ("127.0.0.1", 1),
+            "server": ("127.0.0.1", 8000),
+        }
+        sent.clear()
+        asyncio.run(app(scope, receive, send))
+        assert sent[0]["status"] == 401 and json.loads(sent[1]["body"])["error"] == "unauthorized"
+    assert body_reads == []
+
+
 def test_no_secret_in_any_response_or_log(
     make_client: Callable[..., Any], monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
