@@ -167,3 +167,34 @@ def test_a_sample_of_a_hub_split_reads_only_its_row_groups_and_scores_like_the_l
         spans = served.get(path.name, [])
         inside = sum(_covered(spans, start, end) for start, end in _union(allowed))
         assert _covered(spans) == inside, path.name
+
+
+def test_a_hub_split_that_is_missing_or_miscounted_is_an_error_that_says_so(hub_env: HubEnv, tmp_path: Path) -> None:
+    from huggingface_hub import HfApi
+
+    corpus = tmp_path / "news"
+    corpus.mkdir()
+    (corpus / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in news_rows(3)), encoding="utf-8")
+    repo = f"{hub_env.server.user}/news"
+    generate.run(
+        GenerateConfig(
+            datasets=[str(corpus)], num_workers=1, store="hub", repo_id=repo, language="en", rows_per_shard=2,
+            render=RenderConfig(page_size=128, font_size=8, margin=4, max_pages=1),
+            hub=HubConfig(backoff_s=0.01, attempts=2, timeout_s=10),
+        ),
+        lambda event: None,
+    )  # fmt: skip
+    common = ["eval", "--predictions", str(tmp_path / "p.jsonl"), "--datasets", f"hf://datasets/{repo}"]
+    (tmp_path / "p.jsonl").write_text(json.dumps({"id": "doc-002", "prediction": "x"}) + "\n", encoding="utf-8")
+    missing = CliRunner().invoke(app, [*common, "--split", "validation", "--output", str(tmp_path / "a")])
+    assert missing.exit_code == 1 and "has no 'validation' split (it has: test)" in missing.stderr
+    # The part file says the second shard holds 2 rows, it holds 1: positions past it would be wrong rows.
+    [part] = [path for path in hub_env.server.list_files(repo) if path.startswith("deepsynth/")]
+    declared = json.loads(hub_env.server.read_file(repo, part))
+    declared["shards"]["test-00000-of-00001-00001.parquet"]["rows"] = 2
+    HfApi(token=hub_env.token).upload_file(
+        path_or_fileobj=json.dumps(declared).encode(), path_in_repo=part, repo_id=repo, repo_type="dataset"
+    )
+    miscounted = CliRunner().invoke(app, [*common, "--output", str(tmp_path / "b")])
+    assert miscounted.exit_code == 1
+    assert "test-00000-of-00001-00001.parquet holds 1 rows, its part file says 2" in miscounted.stderr
