@@ -195,9 +195,10 @@ class TrainProgress:
             return
         if isinstance(event, Started):
             share = 100.0 * event.trainable_params / event.total_params if event.total_params else 0.0
+            precision = "float32" if event.precision == "no" else event.precision  # accelerate's "no": no mixing
             self._say(
                 f"{event.model}: {event.trainable_params:,} trainable / {event.total_params:,} parameters "
-                f"({share:.2f} %) on {event.device} x{event.processes}, precision {event.precision}"
+                f"({share:.2f} %) on {event.device} x{event.processes}, precision {precision}"
             )
             if event.resumed_from is not None:
                 self._say(f"resumed from {event.resumed_from} at step {event.start_step}")

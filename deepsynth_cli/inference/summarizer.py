@@ -123,6 +123,9 @@ class Summarizer:
         max_pages: int | None = None,
     ) -> Summarizer:
         """Load a preset, a model folder or a Hub id for inference (eval mode, no gradients)."""
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()  # "Loading weights" bars on stderr: the CLI owns the console
         where = pick_device(device)
         if dtype is None and where.type == "cuda" and torch.cuda.is_bf16_supported():
             dtype = "bfloat16"
