@@ -8,13 +8,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
 from deepsynth_cli.cli.options import ConfigFile, JsonOutput
-from deepsynth_cli.cli.progress import live_progress
+from deepsynth_cli.cli.progress import LiveEvents
 
 if TYPE_CHECKING:
     from deepsynth_cli.services.eval import EvalReport, Event
@@ -157,27 +156,16 @@ def _interval(value: dict[str, float]) -> str:
     return f"{100 * value['mean']:.2f}\n[{100 * value['low']:.1f}, {100 * value['high']:.1f}]"
 
 
-class EvalProgress:
+class EvalProgress(LiveEvents):
     """A live bar over documents on a terminal, plain lines elsewhere, nothing in JSON mode."""
 
+    field = "rate"
+
     def __init__(self, output: Output) -> None:
-        self.output = output
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._last_line = 0.0
+        super().__init__(output)
         self._done = 0
         self._total = 0
         self._started = 0.0
-
-    def __enter__(self) -> EvalProgress:
-        if self.output.interactive:
-            self._progress = live_progress(self.output, "rate")
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(None, None, None)
 
     def __call__(self, event: Event) -> None:
         from deepsynth_cli.services.eval import Advanced, Notice, Started
@@ -200,7 +188,4 @@ class EvalProgress:
                 self._last_line = time.perf_counter()
                 self.output.notice(f"{self._done}/{self._total} documents, {rate}")
         elif isinstance(event, Notice):
-            if self._progress is not None:
-                self._progress.console.print(event.message, markup=False)
-            else:
-                self.output.notice(event.message)
+            self._say(event.message)

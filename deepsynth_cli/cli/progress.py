@@ -29,6 +29,36 @@ def live_progress(output: Output, field: str) -> Progress:
     )
 
 
+class LiveEvents:
+    """Base of the commands' event displays: a live bar (with one text `field`) on a terminal, plain lines
+    elsewhere; subclasses turn their events into `_say` lines and bar updates."""
+
+    field = "stats"
+
+    def __init__(self, output: Output) -> None:
+        self.output = output
+        self._progress: Progress | None = None
+        self._task: Any = None
+        self._last_line = 0.0
+
+    def __enter__(self) -> Any:
+        if self.output.interactive:
+            self._progress = live_progress(self.output, self.field)
+            self._progress.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._progress is not None:
+            self._progress.__exit__(None, None, None)
+
+    def _say(self, message: str) -> None:
+        """One line above the bar on a terminal, a notice elsewhere."""
+        if self._progress is not None:
+            self._progress.console.print(message, markup=False)
+        else:
+            self.output.notice(message)
+
+
 class GenerateProgress:
     def __init__(self, output: Output) -> None:
         self.output = output

@@ -8,12 +8,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.progress import Progress
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
 from deepsynth_cli.cli.options import ConfigFile, JsonOutput
-from deepsynth_cli.cli.progress import live_progress
+from deepsynth_cli.cli.progress import LiveEvents
 
 if TYPE_CHECKING:
     from deepsynth_cli.training.events import Event, TrainReport
@@ -162,31 +161,9 @@ def _report(output: Output, report: TrainReport) -> None:
         output.line(f"pushed to: {report.pushed_to}")
 
 
-class TrainProgress:
+class TrainProgress(LiveEvents):
     """Shows `train` events: a live bar with loss, lr, samples/s, tokens/s and GPU memory on a terminal, plain
     lines elsewhere (every few seconds), nothing in JSON mode. Prints trainable/total parameters at the start."""
-
-    def __init__(self, output: Output) -> None:
-        self.output = output
-        self._progress: Progress | None = None
-        self._task: Any = None
-        self._last_line = 0.0
-
-    def __enter__(self) -> TrainProgress:
-        if self.output.interactive:
-            self._progress = live_progress(self.output, "stats")
-            self._progress.__enter__()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if self._progress is not None:
-            self._progress.__exit__(None, None, None)
-
-    def _say(self, message: str) -> None:
-        if self._progress is not None:
-            self._progress.console.print(message, markup=False)
-        else:
-            self.output.notice(message)
 
     def __call__(self, event: Event) -> None:
         from deepsynth_cli.training.events import CheckpointSaved, Evaluated, Notice, Started, StepDone

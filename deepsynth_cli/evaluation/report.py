@@ -17,6 +17,7 @@ from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from deepsynth_cli.data.pages import open_page
 from deepsynth_cli.evaluation.config import ReportConfig
 from deepsynth_cli.evaluation.language import tokenizer_for
 from deepsynth_cli.evaluation.rouge import METRICS
@@ -120,19 +121,7 @@ def thumbnail_uri(page: Any, width: int) -> str | None:
     from PIL import Image
 
     try:
-        if isinstance(page, Image.Image):
-            image = page
-        elif isinstance(page, bytes | bytearray):
-            image = Image.open(io.BytesIO(page))
-        elif isinstance(page, Mapping) and page.get("bytes") is not None:
-            image = Image.open(io.BytesIO(page["bytes"]))
-        elif isinstance(page, Mapping) and page.get("path"):
-            image = Image.open(page["path"])
-        elif isinstance(page, str | Path):
-            image = Image.open(page)
-        else:
-            return None
-        image = image.convert("L")
+        image = open_page(page).convert("L")
         if image.width > width:
             image = image.resize((width, max(1, round(image.height * width / image.width))), Image.Resampling.LANCZOS)
         buffer = io.BytesIO()

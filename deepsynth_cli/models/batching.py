@@ -16,7 +16,6 @@ limits and return what they cut (`Truncation`) next to the tensors.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -24,6 +23,7 @@ from typing import Any
 import torch
 from PIL import Image
 
+from deepsynth_cli.data.pages import open_page
 from deepsynth_cli.models.preset_config import BatchLimits
 from deepsynth_cli.models.presets import PresetInfo, Processor
 
@@ -82,21 +82,8 @@ class _Encoded:
 
 
 def page_image(page: Any) -> Image.Image:
-    """One page as an RGB PIL image, from any form a shard row holds it in: an HF Image dict ({bytes, path}, as
-    pyarrow reads it), a PIL image (as `datasets` decodes it), raw bytes or a file path."""
-    if isinstance(page, Image.Image):
-        image = page
-    elif isinstance(page, bytes | bytearray):
-        image = Image.open(io.BytesIO(page))
-    elif isinstance(page, Mapping) and page.get("bytes") is not None:
-        image = Image.open(io.BytesIO(page["bytes"]))
-    elif isinstance(page, Mapping) and page.get("path"):
-        image = Image.open(page["path"])
-    elif isinstance(page, str):
-        image = Image.open(page)
-    else:
-        raise ValueError(f"cannot read a page image from {type(page).__name__}")
-    return image.convert("RGB")  # rendered pages are greyscale ("L"); the model wants three channels
+    """One page as an RGB PIL image, from any form a shard row holds it in (`data.pages.open_page`)."""
+    return open_page(page).convert("RGB")  # rendered pages are greyscale ("L"); the model wants three channels
 
 
 class Batcher:
