@@ -36,7 +36,7 @@ class HubDataset:
     """What one listing of a rendered dataset repo tells: its files, manifest and the rows of each shard."""
 
     repo_id: str
-    revision: str | None
+    revision: str | None  # the commit listed
     token: str | None = field(repr=False)
     files: tuple[str, ...]  # every path in the repo
     manifest: dict[str, Any] | None
@@ -65,14 +65,17 @@ class HubDataset:
 
 
 def list_hub_dataset(location: DatasetLocation, settings: Settings) -> HubDataset:
-    """List a Hub dataset repo and read its manifest and part files (no shard is opened)."""
+    """List a Hub dataset repo at one commit (its revision's latest) and read its manifest and part files (no shard
+    is opened)."""
     from huggingface_hub import hf_hub_download
 
     from deepsynth_cli.data.hub import PARTS_DIR, hub_api
 
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    repo_id, revision = str(location.repo_id), location.revision
-    listed = hub_api(token, timeout_s=60).list_repo_files(repo_id, repo_type="dataset", revision=revision)
+    api, repo_id = hub_api(token, timeout_s=60), str(location.repo_id)
+    # Every later read names this commit: a push while a job reads cannot mix two versions of the split.
+    revision = api.dataset_info(repo_id, revision=location.revision).sha or location.revision
+    listed = api.list_repo_files(repo_id, repo_type="dataset", revision=revision)
 
     def fetch(path: str) -> Any:
         local = hf_hub_download(repo_id, path, repo_type="dataset", revision=revision, token=token)

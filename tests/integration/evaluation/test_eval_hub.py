@@ -198,3 +198,32 @@ def test_a_hub_split_that_is_missing_or_miscounted_is_an_error_that_says_so(hub_
     miscounted = CliRunner().invoke(app, [*common, "--output", str(tmp_path / "b")])
     assert miscounted.exit_code == 1
     assert "test-00000-of-00001-00001.parquet holds 1 rows, its part file says 2" in miscounted.stderr
+
+
+def test_a_hub_dataset_is_read_at_the_commit_it_was_listed_at(hub_env: HubEnv, tmp_path: Path) -> None:
+    from huggingface_hub import HfApi
+
+    from deepsynth_cli.data.hub_read import list_hub_dataset
+    from deepsynth_cli.data.store import resolve_dataset
+    from deepsynth_cli.settings import Settings
+
+    corpus = tmp_path / "news"
+    corpus.mkdir()
+    (corpus / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in news_rows(3)), encoding="utf-8")
+    repo = f"{hub_env.server.user}/news"
+    generate.run(
+        GenerateConfig(
+            datasets=[str(corpus)], num_workers=1, store="hub", repo_id=repo, language="en", rows_per_shard=2,
+            render=RenderConfig(page_size=128, font_size=8, margin=4, max_pages=1),
+            hub=HubConfig(backoff_s=0.01, attempts=2, timeout_s=10),
+        ),
+        lambda event: None,
+    )  # fmt: skip
+    settings = Settings()
+    listed = list_hub_dataset(resolve_dataset(f"hf://datasets/{repo}", settings), settings)
+    shards = listed.shards()["test"]
+    assert listed.declared == {"test-00000-of-00001-00000.parquet": 2, "test-00000-of-00001-00001.parquet": 1}
+    # A push after the listing (here: the last shard deleted) does not change what the job reads.
+    HfApi(token=hub_env.token).delete_file(shards[1], repo, repo_type="dataset")
+    rows = listed.open_shard(shards[1]).read(columns=["source_id"]).column("source_id").to_pylist()
+    assert rows == ["doc-002"]
