@@ -3,7 +3,7 @@
 `list_hub_dataset` costs one file listing, `manifest.json` and the part files (a few KB that give every shard's
 row count, so a shard need not be opened to be counted). `HubDataset.open_shard` opens one Parquet shard as a
 file whose every read is one HTTP range request: pyarrow then fetches its footer, and afterwards only the column
-chunks it is asked for (the text column of a shard, the pages of one 64-row row group). `validate` reads a sample
+chunks it is asked for (the text column of a shard, the pages of one 16-row row group). `validate` reads a sample
 of rows per split this way, `eval` the metadata columns of the row groups that hold its rows, then their pages.
 """
 

@@ -60,8 +60,9 @@ ROW_SCHEMA = pa.schema(
     ],
     metadata={b"huggingface": json.dumps({"info": {"features": _HF_FEATURES}}).encode()},
 )
-# Small row groups keep readers (and the Hub viewer) from loading hundreds of pages at once.
-ROW_GROUP_ROWS = 64
+# Small row groups keep readers (and the Hub viewer) from loading hundreds of pages at once, and let `eval` and
+# `validate` fetch a sample's pages from the Hub by range without most of the split (a row group is the unit).
+ROW_GROUP_ROWS = 16
 
 
 @dataclass

@@ -79,7 +79,7 @@ class SplitReader:
     """One split of a rendered dataset, read by row position, one Parquet row group at a time, from a local folder
     or a Hub repo. On the Hub nothing is downloaded whole: the shards are counted from the repo's part files, and a
     shard is opened (its footer read by range) only when a row in it is read; then only the columns asked for of
-    the row groups that hold the rows (64 rows each) are fetched: the metadata columns first, the pages later."""
+    the row groups that hold the rows (16 rows each) are fetched: the metadata columns first, the pages later."""
 
     def __init__(self, location: DatasetLocation, split: str, settings: Settings) -> None:
         self.location = location

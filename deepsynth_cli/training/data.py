@@ -1,6 +1,6 @@
 """Rows for training and evaluation, read shard by shard: memory holds a shuffle buffer, never a dataset.
 
-Local dataset folders are read with pyarrow, one row group (at most 64 rows) at a time; Hub datasets stream
+Local dataset folders are read with pyarrow, one row group (at most 16 rows) at a time; Hub datasets stream
 through `datasets`. (`datasets` 5 streaming sleeps 5 s each time a Parquet iterator closes, a workaround for an
 Arrow threading bug: once per epoch, which would dominate small runs.)
 
