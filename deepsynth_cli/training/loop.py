@@ -402,6 +402,24 @@ def evaluate(
     return (loss_sum / tokens if tokens else None), rouge
 
 
+def _is_fsdp(accelerator: Any) -> bool:
+    from accelerate.utils import DistributedType
+
+    return bool(accelerator.distributed_type == DistributedType.FSDP)
+
+
+def _merged_lora(cfg: TrainConfig, peft_model: Any, fsdp_weights: dict[str, Any] | None) -> Any:
+    """The LoRA model with its adapters merged into plain weights. Under FSDP this process holds only a shard of
+    `peft_model`: the weights gathered by `accelerator.get_state_dict` go into a fresh copy, merged here."""
+    if fsdp_weights is None:
+        return peft_model.merge_and_unload()
+    assert cfg.lora is not None
+    fresh, _, _ = load_model(cfg.model, dtype=_training_dtype(cfg), seed=cfg.optim.seed)  # type: ignore[arg-type]
+    fresh = add_lora(fresh, cfg.lora)
+    fresh.load_state_dict(fsdp_weights)
+    return fresh.merge_and_unload()
+
+
 def _pixel_dtype(model: Any) -> torch.dtype:
     # The vision tower does not cast its input: pixels go in the dtype of its weights.
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
@@ -449,6 +467,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     # The scheduler is stepped here, not prepared: accelerate's wrapper steps it once per process.
     model, optimizer = accelerator.prepare(model, optimizer)
     unwrapped = accelerator.unwrap_model(model)
+    # FSDP / DeepSpeed: optimiser state (FSDP: weights too) split over the processes; saving is collective.
+    sharded = ckpt.is_sharded(accelerator)
     train_mode(model)
     trainable = [param for param in model.parameters() if param.requires_grad]
 
@@ -458,7 +478,9 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
         state = ckpt.read_state(resume)
         progress = _Progress.from_state(state)
         position = DataPosition.from_dict(state["data_position"])
-        ckpt.load_training_state(resume, optimizer, scheduler, accelerator.scaler)  # RNG last: nothing after it
+        if sharded:  # every process loads its shard
+            ckpt.load_sharded_optimizer(accelerator, model, optimizer, resume)
+        ckpt.load_training_state(resume, None if sharded else optimizer, scheduler, accelerator.scaler)  # RNG last
     stream = TrainStream(
         locations,
         settings,
@@ -523,12 +545,35 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
         if render is not None:
             save_render_config(folder, render)
 
+    def save_gathered_weights(folder: Path, weights: dict[str, Any]) -> None:
+        # FSDP / DeepSpeed: `weights` is accelerator.get_state_dict(model), the full weights gathered on process 0
+        # (the unwrapped FSDP module's own tensors are only this process's shard). With LoRA, peft keeps the
+        # adapter's entries of it.
+        unwrapped.save_pretrained(folder, state_dict=weights)
+        processor.save_pretrained(folder)
+        info.save(folder)
+        if render is not None:
+            save_render_config(folder, render)
+
     def save_checkpoint(step: int) -> Path:
         root = cfg.output_dir
         path = root / ckpt.checkpoint_name(step)
         settle_losses()
         progress.truncation = truncation_total()
-        if main:
+        if sharded:  # every process takes part: gathering the weights and saving the optimiser are collectives
+            state = {**progress.to_dict(), "data_position": stream.position.to_dict(), "processes": processes}
+            path = ckpt.save_sharded_checkpoint(
+                root,
+                step,
+                accelerator=accelerator,
+                model=model,
+                save_weights=save_gathered_weights,
+                optimizer=optimizer,
+                scheduler=scheduler,
+                config=cfg.model_dump(mode="json"),
+                state=state,
+            )
+        elif main:
             state = {**progress.to_dict(), "data_position": stream.position.to_dict(), "processes": processes}
             path = ckpt.save_checkpoint(
                 root,
@@ -540,6 +585,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
                 config=cfg.model_dump(mode="json"),
                 state=state,
             )
+        if main:
             best = {root / ckpt.checkpoint_name(progress.best_step)} if progress.best_step is not None else set()
             ckpt.prune(root, cfg.checkpoint.keep, protect=best)
             say(CheckpointSaved(step, path))
@@ -624,11 +670,18 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
 
     # ---- save ----------------------------------------------------------------------------------------------
     final: Path | None = None
+    # FSDP / DeepSpeed: every process takes part in gathering the full weights; they exist on process 0 only.
+    gathered = accelerator.get_state_dict(model) if sharded else None
     if main:
         final = cfg.output_dir
         if cfg.lora is not None:
-            merged = unwrapped.merge_and_unload()  # a plain model: loads without peft
-            save_model(merged, processor, info, final)
+            merged = _merged_lora(cfg, unwrapped, gathered if _is_fsdp(accelerator) else None)
+            save_model(merged, processor, info, final)  # a plain model: loads without peft
+        elif gathered is not None:
+            final.mkdir(parents=True, exist_ok=True)
+            unwrapped.save_pretrained(final, state_dict=gathered)
+            processor.save_pretrained(final)
+            info.save(final)
         else:
             save_model(unwrapped, processor, info, final)
         if render is not None:  # `serve` and `eval` render text exactly as the training pages were

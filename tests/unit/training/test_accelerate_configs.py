@@ -14,9 +14,11 @@ from transformers.models.deepseek_ocr2 import modeling_deepseek_ocr2
 ACCELERATE = Path(__file__).resolve().parents[3] / "configs" / "accelerate"
 
 
-def test_fsdp_wraps_the_model_s_transformer_layers_and_keeps_original_params() -> None:
+def test_fsdp_is_fsdp2_full_shard_and_wraps_the_model_s_transformer_layers() -> None:
     fsdp = yaml.safe_load((ACCELERATE / "fsdp.yaml").read_text(encoding="utf-8"))["fsdp_config"]
-    assert fsdp["fsdp_use_orig_params"] is True and fsdp["fsdp_sharding_strategy"] == "FULL_SHARD"
+    # FSDP2 keeps the original parameters (frozen and trained ones share units); the tested checkpoint path.
+    assert fsdp["fsdp_version"] == 2 and fsdp["fsdp_reshard_after_forward"] is True
+    assert fsdp["fsdp_state_dict_type"] == "FULL_STATE_DICT"
     layers = fsdp["fsdp_transformer_layer_cls_to_wrap"].split(",")
     assert "DeepseekOcr2TextDecoderLayer" in layers
     assert set(layers) <= set(modeling_deepseek_ocr2.DeepseekOcr2PreTrainedModel._no_split_modules)

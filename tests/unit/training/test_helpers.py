@@ -83,6 +83,21 @@ def test_checkpoints_are_listed_pruned_and_checked(tmp_path: Path) -> None:
     assert "step-NNNNNN" in caught.value.hint
 
 
+def test_a_sharded_checkpoint_is_listed_but_not_resumed_as_a_ddp_one(tmp_path: Path) -> None:
+    # An FSDP run writes optimizer.bin (accelerate's save_fsdp_optimizer) instead of optimizer.pt.
+    fsdp = _fake_checkpoint(tmp_path, 2)
+    (fsdp / ckpt.OPTIMIZER_FILE).rename(fsdp / ckpt.FSDP_OPTIMIZER_FILE)
+    assert ckpt.list_checkpoints(tmp_path) == [fsdp] and ckpt.read_state(fsdp)["step"] == 2
+    model = torch.nn.Linear(2, 2)
+    optimizer = torch.optim.AdamW(model.parameters())
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    with pytest.raises(OutputError, match=r"step-000002 holds the optimiser state of a FSDP \(optimizer.bin\) run; "
+                       "this run is one process or DDP") as caught:  # fmt: skip
+        ckpt.load_training_state(fsdp, optimizer, scheduler, None)
+    assert "configs/accelerate/" in caught.value.hint
+    ckpt.load_training_state(fsdp, None, scheduler, None)  # FSDP loads its optimiser itself; the rest loads
+
+
 def test_rng_states_round_trip() -> None:
     state = ckpt.rng_state()
     first = torch.rand(3)
