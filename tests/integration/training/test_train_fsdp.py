@@ -172,3 +172,21 @@ def test_fsdp_checkpoints_are_whole_and_resume_matches_an_uninterrupted_run(
     reference = load_file(whole_dir / "model.safetensors")
     assert set(again) == set(reference)
     assert all(torch.allclose(again[name], reference[name], rtol=1e-4, atol=1e-6) for name in reference)
+
+
+def test_lora_under_fsdp_saves_the_adapter_and_merges_the_final_model_as_ddp_does(
+    aclsum_folder: Path, launch: list[str], tmp_path: Path
+) -> None:
+    ddp_launch = [
+        sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
+        "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no", "-m", "deepsynth_cli",
+    ]  # fmt: skip
+    lora = ("--lora", "--max-steps", "2")  # the later --max-steps wins
+    fsdp = _run([*launch, *_train_args(aclsum_folder, tmp_path / "fsdp", *lora)])
+    ddp = _run([*ddp_launch, *_train_args(aclsum_folder, tmp_path / "ddp", *lora)])
+    assert fsdp["losses"] == pytest.approx(ddp["losses"], rel=1e-5)
+    for name in ("step-000002/adapter_model.safetensors", "model.safetensors"):  # the adapter; merged plain weights
+        sharded, reference = load_file(tmp_path / "fsdp" / name), load_file(tmp_path / "ddp" / name)
+        assert set(sharded) == set(reference)
+        assert all(torch.allclose(sharded[key], reference[key], rtol=1e-4, atol=1e-6) for key in reference)
+    assert not any("lora" in key for key in load_file(tmp_path / "fsdp" / "model.safetensors"))
