@@ -12,7 +12,7 @@ from rich.table import Table
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
-from deepsynth_cli.cli.options import ConfigFile, JsonOutput
+from deepsynth_cli.cli.options import ConfigFile, Datasets, JsonOutput, MoreDatasets
 from deepsynth_cli.cli.progress import LiveEvents
 
 if TYPE_CHECKING:
@@ -34,17 +34,8 @@ def command(
             "reference and language, or --datasets to join the references on the split's source_id.",
         ),
     ] = None,
-    datasets: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--datasets",
-            "-d",
-            help="Rendered datasets: names in the local store or on the Hub, folders, hf://datasets/OWNER/REPO. "
-            "`--datasets a b` and `--datasets a --datasets b` both work.",
-            show_default=False,
-        ),
-    ] = None,
-    more_datasets: Annotated[list[str] | None, typer.Argument(hidden=True, show_default=False)] = None,
+    datasets: Datasets = None,
+    more_datasets: MoreDatasets = None,
     split: Annotated[str | None, typer.Option(help="Split to evaluate on (default: test).")] = None,
     max_samples: Annotated[
         int | None, typer.Option(help="A fixed seeded subset of N rows per dataset (the same rows every run).")

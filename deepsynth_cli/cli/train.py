@@ -11,7 +11,7 @@ import typer
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
-from deepsynth_cli.cli.options import ConfigFile, JsonOutput
+from deepsynth_cli.cli.options import ConfigFile, Datasets, JsonOutput, MoreDatasets
 from deepsynth_cli.cli.progress import LiveEvents
 
 if TYPE_CHECKING:
@@ -23,17 +23,8 @@ _RUN = "Checkpoints and evaluation"
 
 
 def command(
-    datasets: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--datasets",
-            "-d",
-            help="Rendered datasets: names in the local store or on the Hub, folders, hf://datasets/OWNER/REPO. "
-            "`--datasets a b` and `--datasets a --datasets b` both work.",
-            show_default=False,
-        ),
-    ] = None,
-    more_datasets: Annotated[list[str] | None, typer.Argument(hidden=True, show_default=False)] = None,
+    datasets: Datasets = None,
+    more_datasets: MoreDatasets = None,
     model: Annotated[
         str | None, typer.Option(help="Preset (deepseek-ocr-2, tiny), checkpoint folder or Hub id.")
     ] = None,
