@@ -35,6 +35,7 @@ import torch
 from deepsynth_cli.config import RenderConfig
 from deepsynth_cli.data.store import DatasetLocation, read_manifest, resolve_dataset
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
+from deepsynth_cli.inference.options import GenerationOptions
 from deepsynth_cli.inference.summarizer import save_render_config
 from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation
 from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model, save_model
@@ -392,7 +393,10 @@ def evaluate(
         f1s: list[float] = []
         for chunk in _chunks(sample, cfg.optim.batch_size):
             batch = batcher.generation_inputs(chunk).to(device, dtype=dtype)
-            generated = model.generate(**batch.inputs, max_new_tokens=cfg.eval.max_new_tokens, do_sample=False)
+            # The decoding `eval` and `serve` default to (greedy with the n-gram repetition guard), so the score
+            # that picks the best checkpoint is the one users will see.
+            decoding = GenerationOptions(max_new_tokens=cfg.eval.max_new_tokens).generate_kwargs()
+            generated = model.generate(**batch.inputs, **decoding)
             texts = tokenizer.batch_decode(generated[:, batch.inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             for row, text in zip(chunk, texts, strict=True):
                 (scores,) = score([(text.strip(), str(row.get("summary") or ""))], str(row.get("language") or "en"))
