@@ -7,6 +7,7 @@ loads its splits with `datasets` (streaming works for both).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -134,3 +135,16 @@ def read_manifest(location: DatasetLocation, settings: Settings) -> dict[str, An
     except ValueError as error:
         raise DatasetError(f"{location}: {MANIFEST_FILE} is not valid JSON", hint="rerun generate") from error
     return manifest if isinstance(manifest, dict) else None
+
+
+def require_columns(
+    columns: Sequence[str], required: Sequence[str], location: DatasetLocation, split: str, hint: str
+) -> None:
+    """DatasetError naming the `required` columns a split lacks: it is not what `deepsynth generate` writes."""
+    missing = [name for name in required if name not in columns]
+    if missing:
+        raise DatasetError(
+            f"{location} ({split}) has no {', '.join(repr(name) for name in missing)} column: it is not a rendered "
+            f"dataset (columns: {', '.join(columns)})",
+            hint=hint,
+        )

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepsynth_cli.data.shards import DATA_DIR
-from deepsynth_cli.data.store import DatasetLocation
+from deepsynth_cli.data.store import DatasetLocation, require_columns
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.settings import Settings
 
@@ -158,13 +158,9 @@ class SplitReader:
         return file
 
     def _check(self, columns: Sequence[str]) -> None:
-        missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-        if missing:
-            raise DatasetError(
-                f"{self.location} ({self.split}) has no {', '.join(repr(name) for name in missing)} column: it is not "
-                f"a rendered dataset (columns: {', '.join(columns)})",
-                hint="evaluate on what `deepsynth generate` writes",
-            )
+        require_columns(
+            columns, REQUIRED_COLUMNS, self.location, self.split, "evaluate on what `deepsynth generate` writes"
+        )
         self.columns = list(columns)
 
     def __len__(self) -> int:

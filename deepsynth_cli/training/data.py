@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow.parquet as pq
 
 from deepsynth_cli.data.shards import DATA_DIR
-from deepsynth_cli.data.store import DatasetLocation, load_split
+from deepsynth_cli.data.store import DatasetLocation, load_split, require_columns
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.settings import Settings
 
@@ -51,15 +51,9 @@ class DataPosition:
 
 
 def check_columns(columns: Sequence[str] | None, location: DatasetLocation, split: str) -> None:
-    if columns is None:
-        return
-    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-    if missing:
-        raise DatasetError(
-            f"{location} ({split}) has no {', '.join(repr(name) for name in missing)} column: it is not a rendered "
-            f"dataset (columns: {', '.join(columns)})",
-            hint="train on what `deepsynth generate` writes (pages + summary per row)",
-        )
+    if columns is not None:
+        hint = "train on what `deepsynth generate` writes (pages + summary per row)"
+        require_columns(columns, REQUIRED_COLUMNS, location, split, hint)
 
 
 def split_rows(location: DatasetLocation, split: str) -> int | None:
