@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 if TYPE_CHECKING:  # imported lazily: registering this plugin must not need fastapi and uvicorn
+    from deepsynth_cli.config import RenderConfig
     from tests.support.hub_server import HubServer
 
 
@@ -73,6 +74,16 @@ class HubEnv:
         self.monkeypatch.setattr(constants, "HF_HUB_DOWNLOAD_TIMEOUT", seconds)
         self.monkeypatch.setenv("HF_HUB_ETAG_TIMEOUT", str(max(1, round(seconds))))  # children parse an int
         self.monkeypatch.setenv("HF_HUB_DOWNLOAD_TIMEOUT", str(max(1, round(seconds))))
+
+    def publish(self, corpus: Path, render: RenderConfig, **overrides: Any) -> None:
+        """Render `corpus` (a folder of split files) with the real `generate` straight into the test Hub: one
+        worker, quick retries. `overrides` are GenerateConfig fields (repo_id, rows_per_shard, language, ...)."""
+        from deepsynth_cli.config import GenerateConfig, HubConfig
+        from deepsynth_cli.services import generate
+
+        quick = HubConfig(backoff_s=0.01, attempts=2, timeout_s=10)
+        cfg = GenerateConfig(datasets=[str(corpus)], num_workers=1, store="hub", render=render, hub=quick, **overrides)
+        generate.run(cfg, lambda event: None)
 
 
 def _environ(endpoint: str, token: str, home: Path) -> dict[str, str]:

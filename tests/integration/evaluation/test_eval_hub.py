@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from typer.testing import CliRunner
 
 from deepsynth_cli.cli.app import app
-from deepsynth_cli.config import GenerateConfig, HubConfig, RenderConfig
+from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.data.shards import ROW_GROUP_ROWS
 from deepsynth_cli.evaluation.rows import sample_indices
 from deepsynth_cli.services import generate
@@ -27,6 +27,7 @@ pytestmark = pytest.mark.hub
 
 FOOTER_READ = 64 * 1024  # what pyarrow reads from a file's end to find its footer
 RENDER = RenderConfig(page_size=384, font_size=12, margin=12, max_pages=1)
+SMALL = RenderConfig(page_size=128, font_size=8, margin=4, max_pages=1)
 
 
 def test_a_hub_dataset_and_a_local_one_are_scored_side_by_side(
@@ -38,11 +39,7 @@ def test_a_hub_dataset_and_a_local_one_are_scored_side_by_side(
 ) -> None:
     monkeypatch.setenv("HF_USERNAME", hub_env.server.user)
     make_jsonl([article(i, 40) for i in range(3)], "remote/test.jsonl")
-    fast = HubConfig(backoff_s=0.01, attempts=2, timeout_s=10)
-    generate.run(
-        GenerateConfig(datasets=[str(tmp_path / "remote")], num_workers=1, render=RENDER, hub=fast, store="hub"),
-        lambda event: None,
-    )
+    hub_env.publish(tmp_path / "remote", RENDER)
     make_jsonl([article(i, 40) for i in range(10, 12)], "local/test.jsonl")
     generate.run(
         GenerateConfig(
@@ -123,14 +120,7 @@ def test_a_sample_of_a_hub_split_reads_only_its_row_groups_and_scores_like_the_l
     corpus.mkdir()
     (corpus / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in news_rows(300)), encoding="utf-8")
     repo = f"{hub_env.server.user}/news"
-    generate.run(
-        GenerateConfig(
-            datasets=[str(corpus)], out=tmp_path / "out", num_workers=1, store="hub", repo_id=repo, language="en",
-            render=RenderConfig(page_size=128, font_size=8, margin=4, max_pages=1), rows_per_shard=100,
-            hub=HubConfig(backoff_s=0.01, attempts=2, timeout_s=10),
-        ),
-        lambda event: None,
-    )  # fmt: skip
+    hub_env.publish(corpus, SMALL, out=tmp_path / "out", repo_id=repo, language="en", rows_per_shard=100)
     local = tmp_path / "out" / "news"
     shards = sorted((local / "data").glob("test-*.parquet"))
     assert len(shards) == 3 and all(
@@ -180,14 +170,7 @@ def test_a_hub_split_that_is_missing_or_miscounted_is_an_error_that_says_so(hub_
     corpus.mkdir()
     (corpus / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in news_rows(3)), encoding="utf-8")
     repo = f"{hub_env.server.user}/news"
-    generate.run(
-        GenerateConfig(
-            datasets=[str(corpus)], num_workers=1, store="hub", repo_id=repo, language="en", rows_per_shard=2,
-            render=RenderConfig(page_size=128, font_size=8, margin=4, max_pages=1),
-            hub=HubConfig(backoff_s=0.01, attempts=2, timeout_s=10),
-        ),
-        lambda event: None,
-    )  # fmt: skip
+    hub_env.publish(corpus, SMALL, repo_id=repo, language="en", rows_per_shard=2)
     common = ["eval", "--predictions", str(tmp_path / "p.jsonl"), "--datasets", f"hf://datasets/{repo}"]
     (tmp_path / "p.jsonl").write_text(json.dumps({"id": "doc-002", "prediction": "x"}) + "\n", encoding="utf-8")
     missing = CliRunner().invoke(app, [*common, "--split", "validation", "--output", str(tmp_path / "a")])
@@ -215,14 +198,7 @@ def test_a_hub_dataset_is_read_at_the_commit_it_was_listed_at(hub_env: HubEnv, t
     corpus.mkdir()
     (corpus / "test.jsonl").write_text("".join(json.dumps(row) + "\n" for row in news_rows(3)), encoding="utf-8")
     repo = f"{hub_env.server.user}/news"
-    generate.run(
-        GenerateConfig(
-            datasets=[str(corpus)], num_workers=1, store="hub", repo_id=repo, language="en", rows_per_shard=2,
-            render=RenderConfig(page_size=128, font_size=8, margin=4, max_pages=1),
-            hub=HubConfig(backoff_s=0.01, attempts=2, timeout_s=10),
-        ),
-        lambda event: None,
-    )  # fmt: skip
+    hub_env.publish(corpus, SMALL, repo_id=repo, language="en", rows_per_shard=2)
     settings = Settings()
     listed = list_hub_dataset(resolve_dataset(f"hf://datasets/{repo}", settings), settings)
     shards = listed.shards()["test"]

@@ -11,7 +11,7 @@ import pytest
 from typer.testing import CliRunner
 
 from deepsynth_cli.cli.app import app
-from deepsynth_cli.config import GenerateConfig, HubConfig, RenderConfig
+from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.services import generate
 from tests.support.hub_fixture import HubEnv
 from tests.unit.validation.test_validate_cli import failures, the_check, validate
@@ -74,10 +74,7 @@ def test_a_dataset_on_the_hub_is_validated_like_a_local_one(
 ) -> None:
     monkeypatch.setenv("HF_USERNAME", hub_env.server.user)
     make_jsonl([article(i, 300) for i in range(3)], "corpus/train.jsonl")
-    render = RenderConfig(page_size=384, font_size=12, margin=12)
-    fast = HubConfig(backoff_s=0.01, attempts=2, timeout_s=10)
-    cfg = GenerateConfig(datasets=[str(tmp_path / "corpus")], num_workers=1, render=render, hub=fast, store="hub")
-    generate.run(cfg, lambda event: None)
+    hub_env.publish(tmp_path / "corpus", RenderConfig(page_size=384, font_size=12, margin=12))
     name = f"hf://datasets/{hub_env.server.user}/deepsynth-corpus"
     code, report = validate("--datasets", name)
     assert the_check(report, f"dataset:{name}:found")["message"].endswith("train 3")
@@ -108,12 +105,7 @@ def hub_corpus(
     make_jsonl([article(i, 300) for i in range(4)], "corpus/train.jsonl")
     make_jsonl([article(i, 300) for i in range(10, 12)], "corpus/test.jsonl")
     render = RenderConfig(page_size=384, font_size=12, margin=12)
-    fast = HubConfig(backoff_s=0.01, attempts=2, timeout_s=10)
-    cfg = GenerateConfig(
-        datasets=[str(tmp_path / "corpus")], num_workers=1, render=render, hub=fast, store="hub", rows_per_shard=1,
-        repo_id=f"{hub_env.server.user}/deepsynth-corpus",
-    )  # fmt: skip
-    generate.run(cfg, lambda event: None)
+    hub_env.publish(tmp_path / "corpus", render, rows_per_shard=1, repo_id=f"{hub_env.server.user}/deepsynth-corpus")
     return f"{hub_env.server.user}/deepsynth-corpus"
 
 
