@@ -167,9 +167,9 @@ class Summarizer:
             return self._generate(documents, options)
         except torch.OutOfMemoryError:
             raise
-        except Exception:
-            if len(documents) == 1:
-                return [self._failed(documents[0])]
+        except Exception as error:
+            if len(documents) == 1:  # nothing to retry: the row is the batch
+                return [self._failed(documents[0], error)]
         results: list[Summary] = []
         for document in documents:
             try:
@@ -180,13 +180,8 @@ class Summarizer:
                 results.append(self._failed(document, error))
         return results
 
-    def _failed(self, document: Sequence[Any], error: Exception | None = None) -> Summary:
-        if error is None:
-            try:
-                self._generate([document], GenerationOptions(max_new_tokens=1))
-            except Exception as caught:
-                error = caught
-        message = f"{type(error).__name__}: {error}".splitlines()[0][:500] if error else "generation failed"
+    def _failed(self, document: Sequence[Any], error: Exception) -> Summary:
+        message = f"{type(error).__name__}: {error}".splitlines()[0][:500]
         return Summary("", min(len(document), self.max_pages), 0, 0, 0, False, None, message)
 
     @torch.inference_mode()
