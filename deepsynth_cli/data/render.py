@@ -46,6 +46,11 @@ class RenderedDocument:
     pages: list[bytes]
     chars_total: int
     dropped_chars: int
+    # The text the pages show: paragraphs joined by newlines, cut where the page budget ran out. Compression and
+    # token counts are measured on this, never on the whole document.
+    drawn_text: str = ""
+    # Drawn characters no shipped font has a glyph for: each shows as an empty box.
+    missing_glyphs: int = 0
 
     @property
     def truncated(self) -> bool:
@@ -157,6 +162,7 @@ class PageRenderer:
         self._families = list(dict.fromkeys(font.family for font in fonts))
         self._fonts = fonts
         self._script_family: dict[int, str] = {}  # code point -> first family that has a glyph for it
+        self._has_glyph: dict[str, bool] = {}  # character -> some font draws it
         self._line_px = cfg.font_size * cfg.line_height
         self._content_px = cfg.page_size - 2 * cfg.margin
         self._lines_per_page = int(self._content_px // self._line_px)
@@ -259,6 +265,7 @@ class PageRenderer:
             page_open, line = True, 0.0
 
         new_page()
+        drawn = blocks
         for index, block in enumerate(blocks):
             if index and line > 0:
                 line += gap_lines
@@ -282,9 +289,33 @@ class PageRenderer:
             if done < n_lines:  # out of pages in the middle of this paragraph
                 kept = self._chars_on_first_lines(block, language, done) if done else 0
                 dropped = len(block) - kept + sum(len(rest) for rest in blocks[index + 1 :])
+                drawn = [*blocks[:index], block[:kept]] if kept else blocks[:index]
                 break
         pages.append(self._encode())
-        return RenderedDocument(pages=pages, chars_total=chars_total, dropped_chars=dropped)
+        drawn_text = "\n".join(drawn)
+        return RenderedDocument(
+            pages=pages,
+            chars_total=chars_total,
+            dropped_chars=dropped,
+            drawn_text=drawn_text,
+            missing_glyphs=self.missing_glyphs(drawn_text),
+        )
+
+    def missing_glyphs(self, text: str) -> int:
+        """How many characters of `text` no loaded font can draw (whitespace, controls and marks excepted)."""
+        missing = 0
+        for char in set(text):
+            known = self._has_glyph.get(char)
+            if known is None:
+                if char.isspace() or unicodedata.category(char)[0] in "CZ":
+                    known = True
+                else:
+                    code = ord(char)
+                    known = any(font.typeface.unicharToGlyph(code) for font in self._fonts)
+                self._has_glyph[char] = known
+            if not known:
+                missing += text.count(char)
+        return missing
 
     def _encode(self) -> bytes:
         """Greyscale, lossless. PNG level 1 is 2-4x faster than WebP lossless at ~5x the size (rendering.md)."""
