@@ -5,13 +5,22 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from deepsynth_cli.config import GenerateConfig, RenderConfig
+# Caches of the test session's own, set before anything imports `datasets` or `huggingface_hub`: both read their
+# cache folders once, at import, so a per-test HF_HOME alone would still let them use the machine's caches
+# (a user's ~/.cache/huggingface holding an `aclsum` entry changed what `load_dataset` returned here).
+_SESSION_HF_HOME = Path(tempfile.mkdtemp(prefix="deepsynth-tests-hf-"))
+os.environ["HF_HOME"] = str(_SESSION_HF_HOME)
+os.environ["HF_DATASETS_CACHE"] = str(_SESSION_HF_HOME / "datasets")
+os.environ["HF_HUB_CACHE"] = str(_SESSION_HF_HOME / "hub")
+
+from deepsynth_cli.config import GenerateConfig, RenderConfig  # noqa: E402
 
 pytest_plugins = ["tests.support.hub_fixture"]
 
