@@ -3,8 +3,10 @@ leaking in from the machine (a developer's `.env` or token must never change a t
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -16,6 +18,7 @@ import pytest
 # cache folders once, at import, so a per-test HF_HOME alone would still let them use the machine's caches
 # (a user's ~/.cache/huggingface holding an `aclsum` entry changed what `load_dataset` returned here).
 _SESSION_HF_HOME = Path(tempfile.mkdtemp(prefix="deepsynth-tests-hf-"))
+atexit.register(shutil.rmtree, _SESSION_HF_HOME, ignore_errors=True)
 os.environ["HF_HOME"] = str(_SESSION_HF_HOME)
 os.environ["HF_DATASETS_CACHE"] = str(_SESSION_HF_HOME / "datasets")
 os.environ["HF_HUB_CACHE"] = str(_SESSION_HF_HOME / "hub")
