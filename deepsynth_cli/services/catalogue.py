@@ -62,10 +62,10 @@ def _hub_rows(settings: Settings, keys: list[str]) -> tuple[dict[str, dict[str, 
     one manifest download per existing repo."""
     if not settings.hf_username:
         return {}, "not checked: set HF_USERNAME to see your Hub datasets"
+    from deepsynth_cli.credentials import hub_token
     from deepsynth_cli.data.hub import hub_api, repo_rows
 
-    token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    api = hub_api(token)
+    api = hub_api(hub_token(settings))
     try:
         existing = {info.id for info in api.list_datasets(author=settings.hf_username, search="deepsynth-")}
         found: dict[str, dict[str, int]] = {}

@@ -108,6 +108,7 @@ def test_push_failures_are_clear_and_token_free(
     hub: HubEnv, aclsum_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("HF_USERNAME")
+    monkeypatch.delenv("HF_TOKEN")  # with a token, NAME goes under the token's user (test_hub_login.py)
     with pytest.raises(ConfigError, match="HF_USERNAME"):  # before any training
         train.run(tiny_cfg(aclsum_data, tmp_path / "a", push_to_hub="alone"))
     assert not (tmp_path / "a").exists()
