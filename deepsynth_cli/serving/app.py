@@ -32,7 +32,7 @@ from deepsynth_cli import __version__
 from deepsynth_cli.data.render import PageRenderer, RenderedDocument
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.inference.options import GenerationOptions
-from deepsynth_cli.inference.summarizer import PreparedPages, Summarizer
+from deepsynth_cli.inference.summarizer import PreparedPages, Summarizer, TokenListener
 from deepsynth_cli.serving.config import ServeConfig
 from deepsynth_cli.serving.inputs import InputError, Upload, read_upload
 from deepsynth_cli.serving.metrics import Metrics
@@ -162,13 +162,17 @@ class ServeState:
     # -- model ---------------------------------------------------------------------------------------------------
 
     async def generate(
-        self, documents: Sequence[PreparedPages], options: GenerationOptions, started: float
+        self,
+        documents: Sequence[PreparedPages],
+        options: GenerationOptions,
+        started: float,
+        on_tokens: Sequence[TokenListener | None] | None = None,
     ) -> list[Done]:
         self.model()
         assert self.batcher is not None
         timeout = self.cfg.batching.request_timeout_s - (time.perf_counter() - started)
         try:
-            done = await self.batcher.run(documents, options, max(timeout, 0.001))
+            done = await self.batcher.run(documents, options, max(timeout, 0.001), on_tokens)
         except QueueFullError as full:
             raise ApiError(
                 503, "queue_full", "the server is busy: try again later", {"Retry-After": str(full.retry_after)}
@@ -436,6 +440,9 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
         )
 
     app.include_router(api)
+    from deepsynth_cli.serving.openai_routes import OpenAIErrorShape, openai_router
+
+    app.include_router(openai_router([auth]), responses=ERRORS)  # /v1/chat/completions, /v1/models
     app.add_middleware(BodyLimit, limit=cfg.limits.max_request_bytes)
     if settings.api_key is not None and settings.api_key.get_secret_value():
         app.add_middleware(KeyGate, key=settings.api_key.get_secret_value().encode("utf-8"), metrics=metrics)
@@ -448,6 +455,7 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
             allow_methods=["GET", "POST"],
             allow_headers=["Authorization", "Content-Type"],
         )
+    app.add_middleware(OpenAIErrorShape)  # inside Observe, outside the key and size checks: it sees their answers
     app.add_middleware(Observe, metrics=metrics)
     return app
 
