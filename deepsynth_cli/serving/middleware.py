@@ -3,7 +3,6 @@ metrics and access log (method, route, status and time only: never a header, a q
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
 import time
@@ -124,43 +123,3 @@ class Observe:
             self.metrics.requests.labels(route=route, status=str(status)).inc()
             self.metrics.latency.labels(route=route).observe(seconds)
             access_log.info("%s %s %d %.1f ms", scope["method"], route, status, seconds * 1000)
-
-
-def bearer_matches(authorization: str | None, expected: bytes) -> bool:
-    """Whether an Authorization header carries `Bearer <expected>`, compared in constant time: how long the check
-    takes must not tell how much of a guess was right."""
-    scheme, _, given = (authorization or "").partition(" ")
-    if scheme.lower() != "bearer":
-        given = ""
-    return hmac.compare_digest(given.strip().encode("utf-8"), expected)
-
-
-UNAUTHORIZED = {
-    "error": "unauthorized",
-    "message": "missing or wrong API key: send the header Authorization: Bearer <key>",
-}
-
-
-class KeyGate:
-    """401 for a request with a body to a protected path, before the body is read: without it an unauthenticated
-    client could make the server receive and parse uploads up to the size limit (FastAPI reads the body before it
-    runs the route's dependencies). The route dependency still checks every request (and documents the scheme)."""
-
-    def __init__(self, app: ASGIApp, key: bytes, metrics: Metrics, prefix: str = "/v1/") -> None:
-        self.app = app
-        self.key = key
-        self.metrics = metrics
-        self.prefix = prefix
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if (
-            scope["type"] == "http"
-            and scope["method"] in {"POST", "PUT", "PATCH"}
-            and scope["path"].startswith(self.prefix)
-        ):
-            header = dict(scope.get("headers", [])).get(b"authorization")
-            if not bearer_matches(header.decode("latin-1") if header else None, self.key):
-                self.metrics.errors.labels(code="unauthorized").inc()
-                await send_json(send, 401, UNAUTHORIZED, [(b"www-authenticate", b"Bearer")])
-                return
-        await self.app(scope, receive, send)

@@ -24,10 +24,10 @@ import json
 import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 from urllib.parse import unquote_to_bytes
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter
 from fastapi.responses import JSONResponse, StreamingResponse
 from PIL import Image
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -36,9 +36,11 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from deepsynth_cli.inference.options import GenerationOptions
 from deepsynth_cli.inference.summarizer import PreparedPages
-from deepsynth_cli.serving.app import ApiError, ServeState, _describe
+from deepsynth_cli.serving.deps import RequireApiKey, StateDep
+from deepsynth_cli.serving.errors import ERRORS, ApiError, describe
 from deepsynth_cli.serving.inputs import InputError, read_upload
 from deepsynth_cli.serving.schemas import LANGUAGE_PATTERN
+from deepsynth_cli.serving.state import ServeState
 
 PATHS = ("/v1/chat/completions", "/v1/models")
 _TYPES = {401: "authentication_error", 403: "permission_error", 404: "not_found_error"}
@@ -234,18 +236,10 @@ def _options(body: ChatRequest) -> GenerationOptions:
             {**item, "loc": [names.get(str(loc), str(loc)) for loc in item["loc"]]} for item in error.errors()
         ]
         param = problems[0]["loc"][0] if problems and problems[0]["loc"] else None
-        raise ChatError(422, "invalid_request", _describe(problems), param) from None
+        raise ChatError(422, "invalid_request", describe(problems), param) from None
 
 
 # -- the routes --------------------------------------------------------------------------------------------------
-
-
-def _state(request: Request) -> ServeState:
-    state: ServeState = request.app.state.serve
-    return state
-
-
-State = Annotated[ServeState, Depends(_state)]
 
 
 def _refusal(state: ServeState, error: ChatError) -> JSONResponse:
@@ -253,34 +247,32 @@ def _refusal(state: ServeState, error: ChatError) -> JSONResponse:
     return JSONResponse(error_body(error.status, error.code, error.message, error.param), status_code=error.status)
 
 
-def openai_router(dependencies: Sequence[Any]) -> APIRouter:
-    """The routes, behind the app's API-key dependency (`dependencies`)."""
-    router = APIRouter(prefix="/v1", dependencies=list(dependencies), tags=["openai"])
-    started_at = int(time.time())
+router = APIRouter(prefix="/v1", dependencies=[RequireApiKey], responses=ERRORS, tags=["openai"])
 
-    @router.get("/models", response_model=ModelList, summary="The loaded model (OpenAI format)")
-    async def list_models(state: State) -> ModelList:
-        return ModelList(data=[ModelCard(id=state.model().model_id, created=started_at)])
 
-    @router.get("/models/{model_id:path}", response_model=ModelCard, summary="One model (OpenAI format)")
-    async def get_model(model_id: str, state: State) -> ModelCard | JSONResponse:
-        loaded = state.model().model_id
-        if model_id != loaded:
-            return _refusal(state, ChatError(404, "model_not_found", f"this server serves {loaded!r} only", "model"))
-        return ModelCard(id=loaded, created=started_at)
+@router.get("/models", response_model=ModelList, summary="The loaded model (OpenAI format)")
+async def list_models(state: StateDep) -> ModelList:
+    return ModelList(data=[ModelCard(id=state.model().model_id, created=int(time.time()))])
 
-    @router.post(
-        "/chat/completions",
-        response_model=ChatCompletion,
-        summary="Summarise pages or a text (OpenAI chat completions; `stream: true` for server-sent events)",
-    )
-    async def chat_completions(body: ChatRequest, state: State) -> Any:
-        try:
-            return await _complete(body, state)
-        except ChatError as error:
-            return _refusal(state, error)
 
-    return router
+@router.get("/models/{model_id:path}", response_model=ModelCard, summary="One model (OpenAI format)")
+async def get_model(model_id: str, state: StateDep) -> ModelCard | JSONResponse:
+    loaded = state.model().model_id
+    if model_id != loaded:
+        return _refusal(state, ChatError(404, "model_not_found", f"this server serves {loaded!r} only", "model"))
+    return ModelCard(id=loaded, created=int(time.time()))
+
+
+@router.post(
+    "/chat/completions",
+    response_model=ChatCompletion,
+    summary="Summarise pages or a text (OpenAI chat completions; `stream: true` for server-sent events)",
+)
+async def chat_completions(body: ChatRequest, state: StateDep) -> Any:
+    try:
+        return await _complete(body, state)
+    except ChatError as error:
+        return _refusal(state, error)
 
 
 async def _complete(body: ChatRequest, state: ServeState) -> Any:
