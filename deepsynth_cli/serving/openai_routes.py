@@ -247,7 +247,21 @@ def _refusal(state: ServeState, error: ChatError) -> JSONResponse:
     return JSONResponse(error_body(error.status, error.code, error.message, error.param), status_code=error.status)
 
 
-router = APIRouter(prefix="/v1", dependencies=[RequireApiKey], responses=ERRORS, tags=["openai"])
+class ErrorDetail(BaseModel):
+    message: str
+    type: str = Field(description="invalid_request_error, authentication_error, not_found_error or server_error")
+    param: str | None = Field(None, description="the request field at fault, when one is")
+    code: str = Field(description="the stable code of the native routes: empty_text, corrupt_image, queue_full, ...")
+
+
+class OpenAIError(BaseModel):
+    error: ErrorDetail
+
+
+_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {**answer, "model": OpenAIError} for status, answer in ERRORS.items()
+}
+router = APIRouter(prefix="/v1", dependencies=[RequireApiKey], responses=_RESPONSES, tags=["openai"])
 
 
 @router.get("/models", response_model=ModelList, summary="The loaded model (OpenAI format)")
