@@ -21,6 +21,7 @@ from deepsynth_cli.data.hub import HubError
 from deepsynth_cli.data.store import resolve_dataset
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.services import generate
+from deepsynth_cli.services.catalogue import catalogue
 from deepsynth_cli.settings import get_settings
 from deepsynth_cli.training.hub import resolve_repo_id
 from deepsynth_cli.validation.credentials import credential_checks
@@ -82,6 +83,8 @@ def test_generate_lands_in_the_whoami_namespace_asking_once(
     location = resolve_dataset("first", get_settings())
     assert (location.kind, location.repo_id) == ("hub", f"{USER}/deepsynth-first")
     assert resolve_repo_id("my-model", get_settings()) == f"{USER}/my-model"
+    listed = catalogue(get_settings())  # `generate --list`: your Hub datasets, found without HF_USERNAME
+    assert listed.hub_status == "checked" and listed.entries[0].hub_repo == f"{USER}/deepsynth-{listed.entries[0].key}"
     assert _whoami_calls(hub_env) == 1
     # The saved token is a secret like HF_TOKEN: never printed, never written.
     assert login not in result.stdout + result.stderr

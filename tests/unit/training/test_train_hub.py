@@ -74,6 +74,7 @@ def test_push_to_hub_uploads_a_model_that_loads_from_the_hub_with_a_card(
     assert result.exit_code == 0, result.output
     repo_id = f"{hub.server.user}/tiny-summarizer"
     assert "pushed to:" in result.output and hub.token not in result.output
+    assert "Hub token: from HF_TOKEN" in result.output  # where the push's token comes from
 
     assert hub.server.store.get("model", repo_id).private  # --private; loading below uses HF_TOKEN
     files = set(hub.server.list_files(repo_id, repo_type="model")) - {".gitattributes"}  # the Hub's own
