@@ -76,8 +76,10 @@ def is_transient(error: BaseException) -> bool:
 
 def explain(error: BaseException, repo_id: str, action: str) -> HubError:
     """A one-line, token-free message for a Hub failure, with what to do about it."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
     status = _status(error)
-    if type(error).__name__ == "OfflineModeIsEnabled":  # huggingface_hub refused the call: HF_HUB_OFFLINE=1
+    if isinstance(error, OfflineModeIsEnabled):  # huggingface_hub refused the call: HF_HUB_OFFLINE=1
         return HubError(f"HF_HUB_OFFLINE=1 is set while {action} {repo_id}", hint=OFFLINE_HINT)
     if status == 401:
         return HubError(

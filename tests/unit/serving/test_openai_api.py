@@ -251,3 +251,33 @@ def test_a_missing_or_wrong_key_is_refused(served: Served) -> None:
     missing_post = httpx.post(f"{served.url}/v1/chat/completions", json={"messages": []}, timeout=30)
     assert missing_post.status_code == 401 and missing_post.json()["error"]["type"] == "authentication_error"
     assert KEY not in missing_post.text + missing.text + str(wrong.value.body)
+
+
+def test_a_full_queue_is_refused_before_the_stream_starts(make_client: Any) -> None:
+    """503 with Retry-After as an HTTP answer (not an event), in the OpenAI shape, for streamed requests too."""
+    with make_client(batching={"max_queue": 1, "max_batch_size": 1}) as test_client:
+        client = openai.OpenAI(base_url="http://testserver/v1", api_key="-", http_client=test_client, max_retries=0)
+        state = test_client.app.state.serve
+        slow = threading.Thread(
+            target=lambda: test_client.post("/v1/summarize", json={"text": TEXT, "options": {"max_new_tokens": 200}})
+        )
+        slow.start()
+        deadline = time.monotonic() + 20
+        while state.batcher.depth < 1 and time.monotonic() < deadline:
+            time.sleep(0.005)
+        with pytest.raises(openai.InternalServerError) as busy:
+            client.chat.completions.create(model="d", messages=[{"role": "user", "content": TEXT}], stream=True)
+        slow.join(60)
+        assert busy.value.status_code == 503 and int(busy.value.response.headers["retry-after"]) >= 1
+        assert busy.value.body["code"] == "queue_full" and busy.value.body["type"] == "server_error"
+
+
+def test_a_timeout_after_the_stream_started_is_an_error_event(make_client: Any) -> None:
+    with make_client(batching={"request_timeout_s": 0.05}) as test_client:
+        client = openai.OpenAI(base_url="http://testserver/v1", api_key="-", http_client=test_client, max_retries=0)
+        stream = client.chat.completions.create(
+            model="d", messages=[{"role": "user", "content": TEXT}], max_tokens=300, stream=True
+        )
+        with pytest.raises(openai.APIError, match="not answered within"):
+            list(stream)
+        assert 'deepsynth_errors_total{code="timeout"} 1.0' in test_client.get("/metrics").text
