@@ -51,3 +51,13 @@ def test_environment_first_then_the_saved_login(saved_login: Path, monkeypatch: 
 def test_hf_username_names_the_namespace_without_asking(saved_login: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("HF_USERNAME", "someone")
     assert hub_namespace(get_settings()) == "someone"  # the Hub is unreachable here: no call was made
+
+
+def test_a_call_the_client_refused_offline_is_explained() -> None:
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
+    from deepsynth_cli.data.hub import explain
+
+    error = explain(OfflineModeIsEnabled("offline"), "me/data", "uploading shards to")
+    assert error.message == "HF_HUB_OFFLINE=1 is set while uploading shards to me/data"
+    assert "HF_HUB_OFFLINE" in error.hint

@@ -129,6 +129,8 @@ def test_offline_mode_calls_nothing_and_says_why(
     assert errors == ["error: HF_HUB_OFFLINE=1 is set: cannot use the Hub as the store (--store hub)"]
     with pytest.raises(HubError, match="HF_HUB_OFFLINE=1 is set: cannot ask the Hub whose token this is"):
         hub_namespace(get_settings())
+    with pytest.raises(HubError, match="HF_HUB_OFFLINE=1 is set"):
+        resolve_repo_id("my-model", get_settings())  # `train --push-to-hub NAME` needs whoami for the owner
     with pytest.raises(DatasetError, match="HF_HUB_OFFLINE=1 is set: cannot look for someone/data"):
         resolve_dataset("someone/data", get_settings())
     checks = {check.name: check for check in credential_checks(get_settings(), {"x": "dataset"}, writes=True)}
