@@ -58,7 +58,10 @@ class SummaryResult(BaseModel):
     finished: bool = Field(description="the summary ended on its own, before max_new_tokens")
     logprob: float | None = Field(None, description="mean log-probability per generated token")
     timing: Timing
-    page_images: list[str] | None = Field(None, description="base64 PNG of each page, when return_pages was set")
+    page_images: list[str] | None = Field(
+        None, description="base64 PNG of each page the model read, when return_pages was set"
+    )
+    notice: str | None = Field(None, description="how the input was read, when the client should know (files)")
 
 
 class BatchResult(BaseModel):

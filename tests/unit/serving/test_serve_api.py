@@ -97,8 +97,11 @@ def test_file_image_is_one_page(make_client: Callable[..., Any], kind: str) -> N
 
 def test_file_pdf_and_text(make_client: Callable[..., Any]) -> None:
     with make_client() as client:
-        body = upload(client, pdf(pages=5), name="report.pdf").json()
+        body = upload(client, pdf(pages=5), name="report.pdf", return_pages="true").json()
         assert (body["pages_rendered"], body["pages_used"], body["pages_dropped"]) == (5, 3, 2)  # model limit: 3
+        assert len(body["page_images"]) == 3 and body["notice"] is None  # only the pages read are rasterised
+        locked = upload(client, encrypted_pdf(empty_password=True), name="locked.pdf").json()
+        assert locked["summary"] and "empty password" in locked["notice"]
         text = upload(client, TEXT.encode(), name="notes.md", language="en").json()
         assert text["text_tokens"] > 0 and text["pages_rendered"] >= 1 and text["summary"]
 
