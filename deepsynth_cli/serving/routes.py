@@ -25,8 +25,10 @@ from deepsynth_cli.serving.memory import LARGE_REQUEST_PIXELS, release_memory
 from deepsynth_cli.serving.page import INDEX_HTML, PAGE_CSP
 from deepsynth_cli.serving.schemas import (
     LANGUAGE_PATTERN,
+    UNDETERMINED,
     BatchRequest,
     BatchResult,
+    Language,
     ModelInfo,
     SummarizeRequest,
     SummaryResult,
@@ -136,7 +138,9 @@ async def summarize_file(
     state: StateDep,
     background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="a page image (PNG, JPEG, WebP), a PDF, or a .txt/.md file")],
-    language: Annotated[str, Form(max_length=16, pattern=LANGUAGE_PATTERN, description="language code")] = "und",
+    language: Annotated[
+        Language, Form(max_length=16, pattern=LANGUAGE_PATTERN, description="language code (fr, en, ... or und)")
+    ] = UNDETERMINED,
     options: Annotated[str | None, Form(description="generation options as a JSON object")] = None,
     return_pages: Annotated[bool, Form(description="also return the pages as base64 PNG")] = False,
 ) -> SummaryResult:
@@ -153,7 +157,7 @@ async def summarize_file(
         background.add_task(release_memory)  # after the answer is sent, when nothing holds the pages any more
     upload = read.upload
     if upload.text is not None:
-        return await summarize_text(state, upload.text, language or "und", generation, return_pages, started)
+        return await summarize_text(state, upload.text, language or UNDETERMINED, generation, return_pages, started)
     assert read.prepared is not None  # an image or a PDF: pages
     [done] = await state.generate([read.prepared], generation, started)
     result = _result(done, upload.page_count, read.page_images, started=started, render_s=read.seconds)

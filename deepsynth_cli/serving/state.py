@@ -38,6 +38,15 @@ def png_base64(page: bytes | Image.Image) -> str:
     return base64.b64encode(page).decode("ascii")
 
 
+def is_valid_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate: JSON's \\ud800 escape makes one, and no renderer can draw it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 @dataclass
 class FilePages:
     """An upload as the model will read it: `upload.text`, or its pages already prepared."""
@@ -137,6 +146,12 @@ class ServeState:
     def check_text(self, text: str, what: str = "the text") -> None:
         if not text.strip():
             raise ApiError(422, "empty_text", f"{what} is empty")
+        if not is_valid_unicode(text):
+            raise ApiError(
+                422,
+                "invalid_unicode",
+                f"{what} holds a lone surrogate (\\ud800-\\udfff), not a character: send valid UTF-8 text",
+            )
         if len(text) > self.cfg.limits.max_text_chars:
             raise ApiError(
                 413,

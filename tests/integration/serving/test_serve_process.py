@@ -129,6 +129,49 @@ def test_content_length_over_the_limit_is_refused_before_the_body(server: Server
     assert text.startswith("HTTP/1.1 413") and '"error": "too_large"' in text
 
 
+def _exchange(raw: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request on an open connection and its whole answer (read by Content-Length)."""
+    raw.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = raw.recv(4096)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    while len(body) < int(headers.get("content-length", "0")):
+        chunk = raw.recv(65536)
+        assert chunk, "the server closed the connection mid-answer"
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def _post(path: str, body: bytes, content_type: str = "application/json") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nAuthorization: Bearer {API_KEY}\r\n\r\n"
+    ).encode() + body
+
+
+def test_invalid_unicode_is_a_422_and_the_keep_alive_connection_survives(server: Server) -> None:
+    """The lone surrogate of the report, on one raw keep-alive connection to the real uvicorn: 422 each time, the
+    same connection then serves a good request, and no part of the text reaches the server's log."""
+    secret = "sentence-that-must-never-reach-the-log"
+    lone = json.dumps({"text": f"{secret} \ud800", "options": FAST}).encode()  # ASCII JSON with an escape
+    latin1 = f'{{"text": "caf\xe9 {secret}"}}'.encode("latin-1")
+    good = json.dumps({"text": TEXT, "options": FAST}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as raw:
+        for body, code in [(lone, "invalid_unicode"), (latin1, "invalid_json"), (lone, "invalid_unicode")]:
+            status, headers, answer = _exchange(raw, _post("/v1/summarize", body))
+            assert (status, json.loads(answer)["error"]) == (422, code)
+            assert headers.get("connection", "keep-alive") != "close"
+        status, _, answer = _exchange(raw, _post("/v1/summarize", good))
+        assert status == 200 and json.loads(answer)["summary"]
+    log = server.log.read_text(errors="replace")
+    assert secret not in log and "Traceback" not in log and "Invoked with" not in log
+
+
 def test_page_in_headless_chromium(server: Server, tmp_path: Path) -> None:
     if not CHROMIUM.exists():
         pytest.skip("Debian chromium is not installed: apt-get install -y chromium")
