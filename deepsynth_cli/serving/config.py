@@ -32,6 +32,11 @@ class LimitsConfig(_Strict):
     max_image_pixels: int = Field(
         40_000_000, ge=10_000, description="pixels of one image or rasterised PDF page (decompression-bomb guard)"
     )
+    max_request_pixels: int = Field(
+        64_000_000,
+        ge=10_000,
+        description="pixels of all the pages one upload is read as (a PDF's first max_pages), checked before drawing",
+    )
     max_pdf_pages: int = Field(16, ge=1, le=1000, description="pages of one PDF; longer PDFs are refused")
     pdf_dpi: float = Field(
         96.0, ge=36, le=300, description="PDF rasterisation: 96 dpi puts an A4 page at 794 x 1123 px"

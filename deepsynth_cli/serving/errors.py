@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -15,8 +14,6 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from deepsynth_cli.serving.inputs import InputError
 from deepsynth_cli.serving.metrics import Metrics
 from deepsynth_cli.serving.schemas import ErrorBody
-
-log = logging.getLogger("deepsynth.serve")
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody, "description": text}
@@ -64,13 +61,19 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if error.status_code == 400 and _is_json(request):
+            # FastAPI answers 400 for a JSON body it cannot even decode (not UTF-8): to the client it is bad JSON.
+            return answer(422, "invalid_json", "the body is not valid JSON in UTF-8")
         codes = {404: "not_found", 405: "method_not_allowed", 400: "bad_request"}
         return answer(error.status_code, codes.get(error.status_code, "http_error"), str(error.detail), error.headers)
 
-    @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.error("unexpected %s", type(error).__name__)
-        return answer(500, "internal", "internal error")
+    # Any other exception: middleware.Guard (a handler for Exception here would let Starlette re-raise it to uvicorn,
+    # which logs its text and closes the connection).
+
+
+def _is_json(request: Request) -> bool:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    return media == "application/json" or media.endswith("+json")
 
 
 def describe(problems: Sequence[Any], prefix: str = "") -> str:

@@ -7,17 +7,13 @@ behind the API key). `create_app` includes them all.
 
 from __future__ import annotations
 
-import base64
-import io
 import json
 import time
-from collections.abc import Sequence
 from typing import Annotated
 
-from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi import APIRouter, BackgroundTasks, File, Form, Request, UploadFile
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
-from PIL import Image
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
@@ -25,17 +21,20 @@ from starlette.concurrency import run_in_threadpool
 from deepsynth_cli.inference.options import GenerationOptions
 from deepsynth_cli.serving.deps import ConfigDep, MetricsDep, RequireApiKey, RequireDocsKey, StateDep, SummarizerDep
 from deepsynth_cli.serving.errors import ERRORS, ApiError, describe
+from deepsynth_cli.serving.memory import LARGE_REQUEST_PIXELS, release_memory
 from deepsynth_cli.serving.page import INDEX_HTML, PAGE_CSP
 from deepsynth_cli.serving.schemas import (
     LANGUAGE_PATTERN,
+    UNDETERMINED,
     BatchRequest,
     BatchResult,
+    Language,
     ModelInfo,
     SummarizeRequest,
     SummaryResult,
     Timing,
 )
-from deepsynth_cli.serving.state import ServeState
+from deepsynth_cli.serving.state import ServeState, png_base64
 from deepsynth_cli.serving.worker import Done
 
 health = APIRouter(tags=["health"])
@@ -122,12 +121,12 @@ async def summarize_batch(body: BatchRequest, state: StateDep, cfg: ConfigDep) -
     results = [
         _result(
             item,
-            document.pages,
+            len(document.pages),
+            [png_base64(page) for page in document.pages] if body.return_pages else None,
             started=started,
             render_s=render_s,
             text_tokens=count,
             dropped_chars=document.dropped_chars,
-            return_pages=body.return_pages,
         )
         for item, (document, _, render_s), count in zip(done, rendered, tokens, strict=True)
     ]
@@ -137,24 +136,33 @@ async def summarize_batch(body: BatchRequest, state: StateDep, cfg: ConfigDep) -
 @api.post("/summarize/file", response_model=SummaryResult, tags=["summarize"], summary="Summarise a file")
 async def summarize_file(
     state: StateDep,
+    background: BackgroundTasks,
     file: Annotated[UploadFile, File(description="a page image (PNG, JPEG, WebP), a PDF, or a .txt/.md file")],
-    language: Annotated[str, Form(max_length=16, pattern=LANGUAGE_PATTERN, description="language code")] = "und",
+    language: Annotated[
+        Language, Form(max_length=16, pattern=LANGUAGE_PATTERN, description="language code (fr, en, ... or und)")
+    ] = UNDETERMINED,
     options: Annotated[str | None, Form(description="generation options as a JSON object")] = None,
     return_pages: Annotated[bool, Form(description="also return the pages as base64 PNG")] = False,
 ) -> SummaryResult:
-    """The file's type is read from its bytes, not its name. PDF pages are rasterised at `limits.pdf_dpi`."""
+    """The file's type is read from its bytes, not its name. PDF pages are rasterised at `limits.pdf_dpi`, only
+    as many as the model reads."""
     started = time.perf_counter()
     generation = parse_options(options)
     state.model()
     data = await file.read()
-    upload, prepared, read_s = await run_in_threadpool(state.file_pages, data)
+    await file.close()
+    read = await run_in_threadpool(state.file_pages, data, return_pages)
+    del data
+    if read.pixels > LARGE_REQUEST_PIXELS:
+        background.add_task(release_memory)  # after the answer is sent, when nothing holds the pages any more
+    upload = read.upload
     if upload.text is not None:
-        return await summarize_text(state, upload.text, language or "und", generation, return_pages, started)
-    assert prepared is not None  # an image or a PDF: pages
-    [done] = await state.generate([prepared], generation, started)
-    return await run_in_threadpool(
-        lambda: _result(done, upload.pages, started=started, render_s=read_s, return_pages=return_pages)
-    )
+        return await summarize_text(state, upload.text, language or UNDETERMINED, generation, return_pages, started)
+    assert read.prepared is not None  # an image or a PDF: pages
+    [done] = await state.generate([read.prepared], generation, started)
+    result = _result(done, upload.page_count, read.page_images, started=started, render_s=read.seconds)
+    result.notice = upload.notice
+    return result
 
 
 ROUTERS = (health, pages, api)
@@ -172,12 +180,12 @@ async def summarize_text(
     tokens = await run_in_threadpool(state.count_tokens, text)
     return _result(
         done,
-        document.pages,
+        len(document.pages),
+        [png_base64(page) for page in document.pages] if return_pages else None,
         started=started,
         render_s=render_s,
         text_tokens=tokens,
         dropped_chars=document.dropped_chars,
-        return_pages=return_pages,
     )
 
 
@@ -193,31 +201,23 @@ def parse_options(raw: str | None) -> GenerationOptions:
         raise ApiError(422, "invalid_options", describe(error.errors(), prefix="options")) from None
 
 
-def _b64_png(page: bytes | Image.Image) -> str:
-    if isinstance(page, Image.Image):
-        buffer = io.BytesIO()
-        page.save(buffer, format="PNG", compress_level=1)
-        page = buffer.getvalue()
-    return base64.b64encode(page).decode("ascii")
-
-
 def _result(
     done: Done,
-    pages: Sequence[bytes | Image.Image],
+    page_count: int,
+    page_images: list[str] | None,
     *,
     started: float,
     render_s: float,
     text_tokens: int | None = None,
     dropped_chars: int = 0,
-    return_pages: bool = False,
 ) -> SummaryResult:
     summary = done.summary
     compression = round(text_tokens / summary.vision_tokens, 3) if text_tokens and summary.vision_tokens else None
     return SummaryResult(
         summary=summary.text,
-        pages_rendered=len(pages),
+        pages_rendered=page_count,
         pages_used=summary.pages,
-        pages_dropped=summary.pages_dropped,
+        pages_dropped=page_count - summary.pages,
         dropped_chars=dropped_chars,
         vision_tokens=summary.vision_tokens,
         text_tokens=text_tokens,
@@ -232,5 +232,5 @@ def _result(
             total_ms=round((time.perf_counter() - started) * 1000, 2),
             batch_size=done.batch_size,
         ),
-        page_images=[_b64_png(page) for page in pages] if return_pages else None,
+        page_images=page_images,
     )

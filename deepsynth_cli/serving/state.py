@@ -3,10 +3,13 @@ renderers, config and metrics). Routes reach it through the dependencies in `ser
 
 from __future__ import annotations
 
+import base64
+import io
 import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 from PIL import Image
 from starlette.concurrency import run_in_threadpool
@@ -26,6 +29,35 @@ log = logging.getLogger("deepsynth.serve")
 Loader = Callable[[], Summarizer]
 
 
+def png_base64(page: bytes | Image.Image) -> str:
+    """A page as base64 PNG (rendered pages already are PNG bytes)."""
+    if isinstance(page, Image.Image):
+        buffer = io.BytesIO()
+        page.save(buffer, format="PNG", compress_level=1)
+        page = buffer.getvalue()
+    return base64.b64encode(page).decode("ascii")
+
+
+def is_valid_unicode(text: str) -> bool:
+    """False for a string holding a lone surrogate: JSON's \\ud800 escape makes one, and no renderer can draw it."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+@dataclass
+class FilePages:
+    """An upload as the model will read it: `upload.text`, or its pages already prepared."""
+
+    upload: Upload  # its decoded pages are dropped once prepared: see `pixels` and `page_images`
+    prepared: PreparedPages | None
+    page_images: list[str] | None  # base64 PNG, when the client asked for the pages
+    pixels: int  # of the pages read
+    seconds: float
+
+
 class ServeState:
     """The model (through the batcher), the token counter, renderers, the config and the metrics of one app."""
 
@@ -39,6 +71,7 @@ class ServeState:
         self.load_error: BaseException | None = None
         self._local = threading.local()
         self._prepare_lock = threading.Lock()
+        self._upload_lock = threading.Lock()
 
     async def start(self) -> None:
         try:
@@ -96,15 +129,29 @@ class ServeState:
         document = self.render(text, language)
         return document, self.prepare(document.pages), time.perf_counter() - started
 
-    def file_pages(self, data: bytes) -> tuple[Upload, PreparedPages | None, float]:
+    def file_pages(self, data: bytes, return_pages: bool) -> FilePages:
+        """An upload read, its pages prepared for the model and (`return_pages`) encoded for the answer, then the
+        decoded pages dropped. One upload at a time: a decoded page can take 160 MB, and the processor's tensors
+        are a fraction of that; a burst of large uploads then costs one decoded upload at a time, not all."""
         started = time.perf_counter()
-        upload = read_upload(data, self.cfg.limits)
-        prepared = self.prepare(upload.pages) if upload.pages else None
-        return upload, prepared, time.perf_counter() - started
+        summarizer = self.model()
+        with self._upload_lock:
+            upload = read_upload(data, self.cfg.limits, summarizer.max_pages)
+            prepared = self.prepare(upload.pages) if upload.pages else None
+            images = [png_base64(page) for page in upload.pages] if return_pages and upload.pages else None
+            pixels = upload.pixels
+            upload.pages.clear()  # the only reference to the decoded pages
+        return FilePages(upload, prepared, images, pixels, time.perf_counter() - started)
 
     def check_text(self, text: str, what: str = "the text") -> None:
         if not text.strip():
             raise ApiError(422, "empty_text", f"{what} is empty")
+        if not is_valid_unicode(text):
+            raise ApiError(
+                422,
+                "invalid_unicode",
+                f"{what} holds a lone surrogate (\\ud800-\\udfff), not a character: send valid UTF-8 text",
+            )
         if len(text) > self.cfg.limits.max_text_chars:
             raise ApiError(
                 413,
