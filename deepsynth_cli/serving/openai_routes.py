@@ -6,7 +6,8 @@ PNG, JPEG or WebP) and PDFs (an `image_url` or `file` part whose data URL holds 
 reads; without pages, a `text/plain` data URL is the text, and without either the text parts are; the text is
 rendered into pages exactly like the training data. Text beside pages or a text file is taken for an instruction
 and not shown to the model: it answers with the instruction it was trained on. The server fetches nothing: an
-`http(s)://` URL is refused.
+`http(s)://` URL is refused. Pages past the model's page limit are not decoded (a PDF's are not rasterised), and
+`limits.max_request_pixels` bounds the pixels of all the request's pages together.
 
 The rest is the existing API's: the same limits, API key (`Authorization: Bearer`), micro-batcher, metrics and
 status codes, with errors in the OpenAI shape `{"error": {"message", "type", "param", "code"}}` (the
@@ -38,8 +39,8 @@ from deepsynth_cli.inference.options import GenerationOptions
 from deepsynth_cli.inference.summarizer import PreparedPages
 from deepsynth_cli.serving.deps import RequireApiKey, StateDep
 from deepsynth_cli.serving.errors import ERRORS, ApiError, describe
-from deepsynth_cli.serving.inputs import InputError, read_upload
-from deepsynth_cli.serving.schemas import LANGUAGE_PATTERN
+from deepsynth_cli.serving.inputs import InputError, read_upload, sniff
+from deepsynth_cli.serving.schemas import LANGUAGE, Language
 from deepsynth_cli.serving.state import ServeState
 
 PATHS = ("/v1/chat/completions", "/v1/models")
@@ -95,7 +96,7 @@ class ChatRequest(BaseModel):
     top_p: float | None = None
     seed: int | None = None
     n: int = Field(1, ge=1, le=1, description="one answer per request")
-    language: str = Field("und", max_length=16, pattern=LANGUAGE_PATTERN, description="deepsynth: the text's language")
+    language: Language = LANGUAGE  # deepsynth's own field: the text's language, as in /v1/summarize
 
 
 class Usage(BaseModel):
@@ -144,9 +145,17 @@ class _Document:
     """What the messages hold: pages (images, PDF pages), text files, and text parts."""
 
     def __init__(self) -> None:
-        self.pages: list[Image.Image] = []
+        self.pages: list[Image.Image] = []  # at most the model's page limit: later pages are not decoded
+        self.pixels = 0
         self.files: list[str] = []
         self.texts: list[str] = []
+
+
+def _kind(data: bytes) -> str | None:
+    try:
+        return sniff(data)
+    except InputError:
+        return None
 
 
 def _data_url(url: Any, param: str) -> bytes:
@@ -190,18 +199,25 @@ def _read_part(part: dict[str, Any], where: str, document: _Document, state: Ser
             f"{where}.type",
         )
     data = _data_url(url, param)
+    limits, room = state.cfg.limits, state.model().max_pages - len(document.pages)
+    if room <= 0 and _kind(data) != "text":  # the model reads no more pages: later ones are not decoded at all
+        return
     try:
-        upload = read_upload(data, state.cfg.limits)
+        upload = read_upload(data, limits, room)
     except InputError as error:
         raise ChatError(error.status, error.code, error.message, param) from None
     if upload.text is not None:
         document.files.append(upload.text)
-    else:
-        document.pages.extend(upload.pages)
-    limit = state.cfg.limits.max_pdf_pages
-    if len(document.pages) > limit:
+        return
+    document.pages.extend(upload.pages)
+    document.pixels += upload.pixels
+    if document.pixels > limits.max_request_pixels:  # the budget is per request, over all its parts
         raise ChatError(
-            413, "too_many_pages", f"{len(document.pages)} pages in one request; the limit is {limit}", param
+            413,
+            "too_many_pixels",
+            f"the pages would be {document.pixels:,} pixels; the limit per request is {limits.max_request_pixels:,}: "
+            "send fewer or smaller pages",
+            param,
         )
 
 

@@ -281,3 +281,16 @@ def test_a_timeout_after_the_stream_started_is_an_error_event(make_client: Any) 
         with pytest.raises(openai.APIError, match="not answered within"):
             list(stream)
         assert 'deepsynth_errors_total{code="timeout"} 1.0' in test_client.get("/metrics").text
+
+
+def test_pages_beyond_the_models_limit_are_not_read(served: Served, summarizer: Summarizer) -> None:
+    page = {"type": "image_url", "image_url": {"url": _data_url(_page_png(summarizer), "image/png")}}
+    broken = {"type": "image_url", "image_url": {"url": _data_url(b"\x89PNG\r\n\x1a\nbroken", "image/png")}}
+    at_limit = served.client().chat.completions.create(
+        model="d", messages=_user(*[page] * summarizer.max_pages), max_tokens=1
+    )
+    beyond = served.client().chat.completions.create(
+        model="d", messages=_user(*[page] * summarizer.max_pages, broken), max_tokens=1
+    )
+    assert at_limit.usage is not None and beyond.usage is not None
+    assert beyond.usage.prompt_tokens == at_limit.usage.prompt_tokens  # the extra part was never decoded
