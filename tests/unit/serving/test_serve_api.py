@@ -243,6 +243,13 @@ def test_body_size_limit_before_reading_the_body(make_client: Callable[..., Any]
         assert_error(client.post("/v1/summarize", content=chunks(), headers=_json()), 413, "too_large")
         assert_error(upload(client, png(200, 200) + b"\x00" * 5000), 413, "too_large")
         assert summarize(client, text="small enough").status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'deepsynth_errors_total{code="too_large"} 4.0' in metrics  # refused before routing, still counted
+        assert (
+            'deepsynth_requests_total{route="/v1/summarize",status="413"} 2.0' in metrics
+        )  # by route, not "unmatched"
+        assert 'deepsynth_requests_total{route="/v1/summarize/file",status="413"} 2.0' in metrics
+        assert 'route="unmatched"' not in metrics
 
 
 # -- batching, queue and timeouts ------------------------------------------------------------------------------------
