@@ -55,7 +55,14 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
         app.include_router(router)
 
     # Middleware, innermost first: the body limit, the key gate (headers only), CORS, then the access log around all.
-    app.add_middleware(BodyLimit, limit=cfg.limits.max_request_bytes)
+    limits = cfg.limits
+    app.add_middleware(
+        BodyLimit,
+        limit=limits.max_request_bytes,
+        metrics=metrics,
+        timeout_s=limits.body_timeout_s,
+        max_reads=limits.max_body_reads,
+    )
     if key.required:
         app.add_middleware(KeyGate, key=key, metrics=metrics)
     if settings.cors_origins:

@@ -27,6 +27,10 @@ class LimitsConfig(_Strict):
     """What one request may ask for. Over a limit: 413 (too large) or 422 (invalid), never a crash."""
 
     max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="whole request body, uploads included")
+    body_timeout_s: float = Field(
+        15.0, gt=0, le=3600, description="the whole body must arrive within this time of its first byte, else 408"
+    )
+    max_body_reads: int = Field(64, ge=1, le=100_000, description="bodies received at once; more get 503 busy")
     max_text_chars: int = Field(200_000, ge=1, description="characters of one text")
     max_batch_texts: int = Field(16, ge=1, le=1024, description="texts in one /v1/summarize/batch request")
     max_image_pixels: int = Field(

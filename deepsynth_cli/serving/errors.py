@@ -54,6 +54,8 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, error: RequestValidationError) -> JSONResponse:
+        if request.scope.get("state", {}).get("body_refused"):
+            return JSONResponse({"error": "bad_request", "message": "body refused"}, status_code=400)
         problems = error.errors()
         if any(item.get("type") == "json_invalid" for item in problems):
             return answer(422, "invalid_json", "the body is not valid JSON")
@@ -61,6 +63,9 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
+        if request.scope.get("state", {}).get("body_refused"):
+            # The body limit broke the read (FastAPI answers 400): its own answer replaces this one, uncounted here.
+            return JSONResponse({"error": "bad_request", "message": "body refused"}, status_code=400)
         if error.status_code == 400 and _is_json(request):
             # FastAPI answers 400 for a JSON body it cannot even decode (not UTF-8): to the client it is bad JSON.
             return answer(422, "invalid_json", "the body is not valid JSON in UTF-8")

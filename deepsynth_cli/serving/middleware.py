@@ -4,6 +4,7 @@ last guard against an unexpected exception."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import time
@@ -34,52 +35,104 @@ async def send_json(send: Send, status: int, body: dict[str, Any], headers: list
     await send({"type": "http.response.body", "body": payload})
 
 
-class _BodyTooLargeError(Exception):
-    pass
+class _BodyRefusedError(Exception):
+    """Raised into the app's body read: the body is refused (too large, too slow, too many reads at once)."""
 
 
 class BodyLimit:
-    """413 for a body over `limit` bytes: at once from Content-Length, or as soon as the streamed body passes the
-    limit (chunked uploads, or a client that lies), without reading the rest."""
+    """What a request body may cost before the app sees it, each answered with connection close and counted:
 
-    def __init__(self, app: ASGIApp, limit: int) -> None:
+    - 413 `too_large` over `limit` bytes: from Content-Length when the app first asks for the body (so after
+      routing, before any of the body is read), or as soon as the streamed body passes the limit (chunked
+      uploads, or a client that lies), without reading the rest;
+    - 408 `body_timeout` when the whole body has not arrived within `timeout_s` of its first read (a slow client
+      holds a connection and a buffer for as long as it likes otherwise);
+    - 503 `busy` (Retry-After) when `max_reads` bodies are already being received.
+    """
+
+    def __init__(
+        self, app: ASGIApp, limit: int, metrics: Metrics, timeout_s: float = 15.0, max_reads: int = 64
+    ) -> None:
         self.app = app
         self.limit = limit
+        self.metrics = metrics
+        self.timeout_s = timeout_s
+        self.max_reads = max_reads
+        self.reading = 0  # bodies being received now (one event loop: no lock needed)
 
-    def _refuse(self) -> dict[str, str]:
-        return {"error": "too_large", "message": f"request body over the limit of {self.limit:,} bytes"}
+    def _too_large(self) -> tuple[int, dict[str, str], list[tuple[bytes, bytes]]]:
+        body = {"error": "too_large", "message": f"request body over the limit of {self.limit:,} bytes"}
+        return 413, body, []
+
+    async def _refuse(self, send: Send, refusal: tuple[int, dict[str, str], list[tuple[bytes, bytes]]]) -> None:
+        status, body, headers = refusal
+        self.metrics.errors.labels(code=body["error"]).inc()
+        await send_json(send, status, body, [*headers, (b"connection", b"close")])
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         declared = dict(scope.get("headers", [])).get(b"content-length")
-        if declared is not None:
-            try:
-                too_large = int(declared) > self.limit
-            except ValueError:
-                await send_json(send, 400, {"error": "bad_request", "message": "invalid Content-Length"})
-                return
-            if too_large:
-                await send_json(send, 413, self._refuse(), [(b"connection", b"close")])
-                return
+        try:
+            declared_bytes = int(declared) if declared is not None else None
+        except ValueError:
+            self.metrics.errors.labels(code="bad_request").inc()
+            await send_json(send, 400, {"error": "bad_request", "message": "invalid Content-Length"})
+            return
         received = 0
-        over = False
+        refusal: tuple[int, dict[str, str], list[tuple[bytes, bytes]]] | None = None
         started = False
+        deadline: float | None = None
+        holding = False  # this request counts in self.reading
+
+        def release() -> None:
+            nonlocal holding
+            if holding:
+                holding = False
+                self.reading -= 1
+
+        def refuse(why: tuple[int, dict[str, str], list[tuple[bytes, bytes]]]) -> _BodyRefusedError:
+            nonlocal refusal
+            refusal = why
+            scope.setdefault("state", {})["body_refused"] = True  # the app's own error for the read is not counted
+            release()
+            return _BodyRefusedError()
 
         async def capped_receive() -> Message:
-            nonlocal received, over
-            message = await receive()
+            nonlocal received, deadline, holding
+            if refusal is not None:
+                raise _BodyRefusedError
+            loop = asyncio.get_running_loop()
+            if deadline is None:  # the first read of the body: after routing (the metrics name the route)
+                if declared_bytes is not None and declared_bytes > self.limit:
+                    raise refuse(self._too_large())  # from the header alone: nothing of the body is read
+                if self.reading >= self.max_reads:
+                    text = f"{self.reading} uploads are being received: try again shortly"
+                    raise refuse((503, {"error": "busy", "message": text}, [(b"retry-after", b"1")]))
+                self.reading += 1
+                holding = True
+                deadline = loop.time() + self.timeout_s
+            if not holding:  # the body is in; later reads wait for the client to disconnect
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                text = f"the request body did not arrive within {self.timeout_s:g} s"
+                raise refuse((408, {"error": "body_timeout", "message": text}, [])) from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > self.limit:
-                    over = True
-                    raise _BodyTooLargeError
+                    raise refuse(self._too_large())
+                if not message.get("more_body", False):
+                    release()  # the whole body is in: it no longer counts as a read in progress
+            else:
+                release()
             return message
 
         async def guarded_send(message: Message) -> None:
             nonlocal started
-            if over and not started:
+            if refusal is not None and not started:
                 return  # the app's own answer to the broken read (FastAPI says 400); ours follows
             if message["type"] == "http.response.start":
                 started = True
@@ -87,13 +140,15 @@ class BodyLimit:
 
         try:
             await self.app(scope, capped_receive, guarded_send)
-        except _BodyTooLargeError:
+        except _BodyRefusedError:
             pass
         except Exception:
-            if not over:
+            if refusal is None:
                 raise
-        if over and not started:
-            await send_json(send, 413, self._refuse(), [(b"connection", b"close")])
+        finally:
+            release()
+        if refusal is not None and not started:
+            await self._refuse(send, refusal)
 
 
 class Observe:

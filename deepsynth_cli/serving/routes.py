@@ -71,9 +71,36 @@ async def openapi(request: Request) -> JSONResponse:
     return JSONResponse(request.app.openapi())
 
 
+# Swagger UI's files, served from the fastapi-offline wheel rather than a CDN: /docs works without internet.
+DOCS_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon.png": "image/png",
+}
+
+
 @pages.get("/docs", dependencies=[RequireDocsKey])
 async def docs() -> HTMLResponse:
-    return get_swagger_ui_html(openapi_url="/openapi.json", title="deepsynth API")
+    return get_swagger_ui_html(
+        openapi_url="/openapi.json",
+        title="deepsynth API",
+        swagger_js_url="/docs/assets/swagger-ui-bundle.js",
+        swagger_css_url="/docs/assets/swagger-ui.css",
+        swagger_favicon_url="/docs/assets/favicon.png",
+        swagger_ui_parameters={"validatorUrl": None},  # no call to validator.swagger.io
+    )
+
+
+@pages.get("/docs/assets/{name}")
+async def docs_asset(name: str) -> Response:
+    """Static files of Swagger UI: public (no data, no secret), long cached."""
+    media_type = DOCS_ASSETS.get(name)
+    if media_type is None:
+        raise ApiError(404, "not_found", "no such file")
+    from importlib.resources import files
+
+    data = await run_in_threadpool((files("fastapi_offline") / "static" / name).read_bytes)
+    return Response(data, media_type=media_type, headers={"Cache-Control": "public, max-age=86400"})
 
 
 @api.get("/model", response_model=ModelInfo, tags=["model"], summary="The model and how it reads documents")

@@ -57,6 +57,22 @@ def test_health_ready_model_and_docs(make_client: Callable[..., Any]) -> None:
         assert "swagger-ui" in client.get("/docs").text
 
 
+def test_docs_load_nothing_from_the_internet(make_client: Callable[..., Any]) -> None:
+    import re
+
+    with make_client() as client:
+        page = client.get("/docs").text
+        urls = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r"url: '([^']+)'", page)
+        assert len(urls) >= 4 and all(url.startswith("/") for url in urls), urls
+        assert "http://" not in page and "https://" not in page and "validator.swagger.io" not in page
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == 200 and response.content, url
+        script = client.get("/docs/assets/swagger-ui-bundle.js")
+        assert script.headers["content-type"].startswith("text/javascript") and b"SwaggerUIBundle" in script.content
+        assert_error(client.get("/docs/assets/..%2Fconsts.py"), 404, "not_found")
+
+
 def test_summarize_text_renders_like_training_and_reports_cost(make_client: Callable[..., Any]) -> None:
     with make_client() as client:
         response = summarize(client, language="en", return_pages=True)
@@ -243,6 +259,13 @@ def test_body_size_limit_before_reading_the_body(make_client: Callable[..., Any]
         assert_error(client.post("/v1/summarize", content=chunks(), headers=_json()), 413, "too_large")
         assert_error(upload(client, png(200, 200) + b"\x00" * 5000), 413, "too_large")
         assert summarize(client, text="small enough").status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'deepsynth_errors_total{code="too_large"} 4.0' in metrics  # refused before routing, still counted
+        assert (
+            'deepsynth_requests_total{route="/v1/summarize",status="413"} 2.0' in metrics
+        )  # by route, not "unmatched"
+        assert 'deepsynth_requests_total{route="/v1/summarize/file",status="413"} 2.0' in metrics
+        assert 'route="unmatched"' not in metrics
 
 
 # -- batching, queue and timeouts ------------------------------------------------------------------------------------
