@@ -19,16 +19,21 @@ class Settings(BaseSettings):
     num_workers: int = Field(1, ge=1, le=256, description="default render processes for `generate`")
     debug: bool = Field(False, description="show tracebacks for errors")
     store: Literal["auto", "local", "hub"] = Field(
-        "auto", description="where generated datasets go: auto = the Hub when HF_TOKEN and a repo are known"
+        "auto",
+        description="where generated datasets go: auto = the Hub when a token (HF_TOKEN or `hf auth login`) is found",
     )
     cache_dir: Path = Field(
         Path.home() / ".cache" / "deepsynth", description="staging area for shards on their way to the Hub"
     )
     hf_token: SecretStr | None = Field(
-        None, validation_alias=AliasChoices("HF_TOKEN", "DEEPSYNTH_HF_TOKEN"), description="Hugging Face token"
+        None,
+        validation_alias=AliasChoices("HF_TOKEN", "DEEPSYNTH_HF_TOKEN"),
+        description="Hugging Face token (unset: huggingface_hub's saved login)",
     )
     hf_username: str | None = Field(
-        None, validation_alias=AliasChoices("HF_USERNAME", "DEEPSYNTH_HF_USERNAME"), description="Hub namespace"
+        None,
+        validation_alias=AliasChoices("HF_USERNAME", "DEEPSYNTH_HF_USERNAME"),
+        description="Hub namespace (unset: the token's user)",
     )
     api_key: SecretStr | None = Field(
         None, description="`serve`: when set, every API call needs `Authorization: Bearer <key>`"

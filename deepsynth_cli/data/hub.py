@@ -9,7 +9,8 @@ Layout of a dataset repo (the same as a local dataset folder, so either can be p
 
 A machine only ever writes its own shards and its own part file, in the same commit, so the part file always
 describes exactly the shards that are in the repo, and machines that split the work never collide. The token
-is read from settings and handed to the client; it never reaches a message, a file or a log line.
+comes from `deepsynth_cli.credentials` and is handed to the client; it never reaches a message, a file or a log
+line.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from deepsynth_cli.credentials import OFFLINE_HINT
 from deepsynth_cli.data.shards import DATA_DIR, ShardMeta
 from deepsynth_cli.errors import DeepsynthError
 
@@ -74,9 +76,15 @@ def is_transient(error: BaseException) -> bool:
 
 def explain(error: BaseException, repo_id: str, action: str) -> HubError:
     """A one-line, token-free message for a Hub failure, with what to do about it."""
+    from huggingface_hub.errors import OfflineModeIsEnabled
+
     status = _status(error)
+    if isinstance(error, OfflineModeIsEnabled):  # huggingface_hub refused the call: HF_HUB_OFFLINE=1
+        return HubError(f"HF_HUB_OFFLINE=1 is set while {action} {repo_id}", hint=OFFLINE_HINT)
     if status == 401:
-        return HubError(f"the Hub rejected the token while {action} {repo_id}", hint="check HF_TOKEN (a write token)")
+        return HubError(
+            f"the Hub rejected the token while {action} {repo_id}", hint="check HF_TOKEN or `hf auth login` (write)"
+        )
     if status == 403:
         return HubError(
             f"no write access to {repo_id} while {action}",

@@ -69,9 +69,10 @@ def list_hub_dataset(location: DatasetLocation, settings: Settings) -> HubDatase
     is opened)."""
     from huggingface_hub import hf_hub_download
 
+    from deepsynth_cli.credentials import hub_token
     from deepsynth_cli.data.hub import PARTS_DIR, hub_api
 
-    token = settings.hf_token.get_secret_value() if settings.hf_token else None
+    token = hub_token(settings)
     api, repo_id = hub_api(token, timeout_s=60), str(location.repo_id)
     # Every later read names this commit: a push while a job reads cannot mix two versions of the split.
     revision = api.dataset_info(repo_id, revision=location.revision).sha or location.revision

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from deepsynth_cli.credentials import hub_namespace, hub_token, require_online
 from deepsynth_cli.data.shards import DATA_DIR
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.settings import Settings
@@ -41,12 +42,13 @@ def _is_dataset_folder(path: Path) -> bool:
 
 
 def _token(settings: Settings) -> str | None:
-    return settings.hf_token.get_secret_value() if settings.hf_token else None
+    return hub_token(settings)
 
 
 def _repo_exists(repo_id: str, settings: Settings) -> bool:
     from deepsynth_cli.data.hub import hub_api
 
+    require_online(f"look for {repo_id}", DatasetError)
     try:
         return bool(hub_api(_token(settings)).repo_exists(repo_id, repo_type="dataset"))
     except Exception as error:  # offline, DNS, 5xx: say so instead of "not found"
@@ -73,8 +75,8 @@ def resolve_dataset(name: str, settings: Settings) -> DatasetLocation:
         if _repo_exists(name, settings):
             return DatasetLocation(name=name.split("/")[1], kind="hub", repo_id=name)
         looked.append(f"hf://datasets/{name}")
-    elif settings.hf_username and "/" not in name:
-        repo_id = f"{settings.hf_username}/deepsynth-{name}"
+    elif "/" not in name and (owner := hub_namespace(settings, offline_ok=True)):
+        repo_id = f"{owner}/deepsynth-{name}"
         if _repo_exists(repo_id, settings):
             return DatasetLocation(name=name, kind="hub", repo_id=repo_id)
         looked.append(f"hf://datasets/{repo_id}")

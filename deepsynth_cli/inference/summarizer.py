@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +81,39 @@ class Summary:
     finished: bool  # ended with EOS within max_new_tokens
     logprob: float | None = None  # mean log-probability per generated token (EOS included when reached)
     error: str | None = None  # the row failed; text is empty
+    prompt_tokens: int = 0  # the whole prompt: vision tokens and the instruction
+
+
+TokenListener = Callable[[int], None]
+"""Called from the model thread with each new token id of one document, as `generate` makes it (EOS excluded)."""
+
+
+class _RowStreamer:
+    """transformers' streamer protocol (`put` per step, `end`) over a batch: row i's new tokens go to
+    `listeners[i]` (None: that row does not stream) until its EOS. The first `put` is the prompt: skipped."""
+
+    def __init__(self, listeners: Sequence[TokenListener | None], eos: int) -> None:
+        self.listeners, self.eos = list(listeners), eos
+        self.finished = [listener is None for listener in self.listeners]
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        steps = value.reshape(len(self.listeners), -1).tolist()  # (batch,) per step, or (batch, k) at once
+        for row, tokens in enumerate(steps):
+            listener = self.listeners[row]
+            for token in tokens:
+                if self.finished[row] or listener is None:
+                    break
+                if token == self.eos:
+                    self.finished[row] = True
+                else:
+                    listener(int(token))
+
+    def end(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -154,17 +187,23 @@ class Summarizer:
         """Run the processor on one document's pages now (thread-safe; no model call), for `summarize` later."""
         return PreparedPages(len(pages), self._batcher.encode_pages(pages))
 
-    def summarize(self, documents: Sequence[Sequence[Any]], options: GenerationOptions | None = None) -> list[Summary]:
-        """One summary per document (a list of page images in any form a shard row holds them).
+    def summarize(
+        self,
+        documents: Sequence[Sequence[Any]],
+        options: GenerationOptions | None = None,
+        on_tokens: Sequence[TokenListener | None] | None = None,
+    ) -> list[Summary]:
+        """One summary per document (a list of page images in any form a shard row holds them). `on_tokens`: per
+        document, a listener that hears each token as it is generated (greedy or sampling; not with beams).
 
         A batch that fails is retried row by row, so one bad document costs its own row only: its Summary
-        carries the error and an empty text.
+        carries the error and an empty text (a retried row streams nothing more: its summary has the text).
         """
         options = options or GenerationOptions()
         if not documents:
             return []
         try:
-            return self._generate(documents, options)
+            return self._generate(documents, options, on_tokens)
         except torch.OutOfMemoryError:
             raise
         except Exception as error:
@@ -185,7 +224,12 @@ class Summarizer:
         return Summary("", min(len(document), self.max_pages), 0, 0, 0, False, None, message)
 
     @torch.inference_mode()
-    def _generate(self, documents: Sequence[Sequence[Any]], options: GenerationOptions) -> list[Summary]:
+    def _generate(
+        self,
+        documents: Sequence[Sequence[Any]],
+        options: GenerationOptions,
+        on_tokens: Sequence[TokenListener | None] | None = None,
+    ) -> list[Summary]:
         if any(isinstance(pages, PreparedPages) for pages in documents):
             encoded = [
                 pages.encoded if isinstance(pages, PreparedPages) else self._batcher.encode_pages(pages)
@@ -209,7 +253,9 @@ class Summarizer:
         pad = int(tokenizer.pad_token_id) if tokenizer.pad_token_id is not None else eos
         if options.do_sample and options.seed is not None:
             torch.manual_seed(options.seed)
+        streamer = _RowStreamer(on_tokens, eos) if on_tokens and any(on_tokens) and options.num_beams == 1 else None
         out = self.model.generate(
+            streamer=streamer,
             input_ids=input_ids,
             attention_mask=inputs["attention_mask"],
             mm_encoder_outputs={"image": image},
@@ -225,6 +271,7 @@ class Summarizer:
         new = out.sequences[:, input_ids.shape[1] :].tolist()
         image_id = int(self.processor.image_token_id)
         vision = (input_ids == image_id).sum(dim=1).tolist()
+        prompt = inputs["attention_mask"].sum(dim=1).tolist()
         summaries = []
         for index, (pages, ids) in enumerate(zip(documents, new, strict=True)):
             finished = eos in ids
@@ -234,7 +281,12 @@ class Summarizer:
             # Mean log-probability of the tokens kept (and the EOS): how sure the model was, comparable across rows.
             scored = steps[index, : len(kept) + int(finished)].float()
             logprob = float(scored[torch.isfinite(scored)].mean()) if scored.numel() else None
-            summaries.append(Summary(text, shown, len(pages) - shown, int(vision[index]), len(kept), finished, logprob))
+            summaries.append(
+                Summary(
+                    text, shown, len(pages) - shown, int(vision[index]), len(kept), finished, logprob,
+                    prompt_tokens=int(prompt[index]),
+                )
+            )  # fmt: skip
         return summaries
 
 

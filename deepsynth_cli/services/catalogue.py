@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from deepsynth_cli.data.registry import list_registry
+from deepsynth_cli.errors import DeepsynthError
 from deepsynth_cli.settings import Settings
 
 MANIFEST = "manifest.json"
@@ -57,20 +58,20 @@ def local_rows(folder: Path) -> dict[str, int]:
         return {}
 
 
-def _hub_rows(settings: Settings, keys: list[str]) -> tuple[dict[str, dict[str, int]], str]:
-    """Rows per split of `{HF_USERNAME}/deepsynth-{key}` for every key whose repo exists: one listing call, then
+def _hub_rows(settings: Settings, keys: list[str], owner: str | None) -> tuple[dict[str, dict[str, int]], str]:
+    """Rows per split of `{owner}/deepsynth-{key}` for every key whose repo exists: one listing call, then
     one manifest download per existing repo."""
-    if not settings.hf_username:
-        return {}, "not checked: set HF_USERNAME to see your Hub datasets"
+    if not owner:
+        return {}, "not checked: set HF_USERNAME, or log in with `hf auth login`, to see your Hub datasets"
+    from deepsynth_cli.credentials import hub_token
     from deepsynth_cli.data.hub import hub_api, repo_rows
 
-    token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    api = hub_api(token)
+    api = hub_api(hub_token(settings))
     try:
-        existing = {info.id for info in api.list_datasets(author=settings.hf_username, search="deepsynth-")}
+        existing = {info.id for info in api.list_datasets(author=owner, search="deepsynth-")}
         found: dict[str, dict[str, int]] = {}
         for key in keys:
-            repo_id = f"{settings.hf_username}/deepsynth-{key}"
+            repo_id = f"{owner}/deepsynth-{key}"
             if repo_id in existing:
                 found[key] = repo_rows(api, repo_id) or {}
     except Exception as error:
@@ -79,8 +80,14 @@ def _hub_rows(settings: Settings, keys: list[str]) -> tuple[dict[str, dict[str, 
 
 
 def catalogue(settings: Settings) -> Catalogue:
+    from deepsynth_cli.credentials import hub_namespace
+
     specs = list_registry()
-    hub_rows, status = _hub_rows(settings, [spec.key for spec in specs])
+    try:  # HF_USERNAME, else the token's user; offline: not checked
+        owner = hub_namespace(settings, offline_ok=True)
+        hub_rows, status = _hub_rows(settings, [spec.key for spec in specs], owner)
+    except DeepsynthError as error:  # the token's user could not be asked (rejected, unreachable)
+        owner, hub_rows, status = None, {}, f"not checked: {error.message}"
     entries = []
     for spec in specs:
         where = spec.hub_id + (f" ({spec.config})" if spec.config else "") if spec.hub_id else f"PyPI {spec.key}"
@@ -92,7 +99,7 @@ def catalogue(settings: Settings) -> Catalogue:
                 splits=list(spec.splits),
                 license=spec.license,
                 local_rows=local_rows(settings.data_dir / spec.key),
-                hub_repo=f"{settings.hf_username}/deepsynth-{spec.key}" if settings.hf_username else None,
+                hub_repo=f"{owner}/deepsynth-{spec.key}" if owner else None,
                 hub_rows=hub_rows.get(spec.key),
             )
         )

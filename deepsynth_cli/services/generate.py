@@ -27,6 +27,7 @@ from typing import Any
 
 from deepsynth_cli import __version__
 from deepsynth_cli.config import GenerateConfig, RenderConfig
+from deepsynth_cli.credentials import describe_token, hub_namespace, hub_token, is_offline, require_online
 from deepsynth_cli.data import hub, shards
 from deepsynth_cli.data.card import card_text
 from deepsynth_cli.data.hub import HubTarget
@@ -551,6 +552,8 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
         report.seconds = time.perf_counter() - started
         return report
 
+    if cfg.store != "local":
+        emit(Notice(describe_token(settings)))  # the run's first line: where the token comes from, never the token
     stores = [_plan_store(cfg, settings, source, keep_local) for source in sources]
     render = cfg.render.model_dump(mode="json")
     pool: ProcessPoolExecutor | _InProcess
@@ -597,14 +600,17 @@ def _plan_store(cfg: GenerateConfig, settings: Settings, source: Source, keep_lo
     local = _Store(folder=cfg.out / source.name)
     if cfg.store == "local":
         return local
-    token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    repo_id = cfg.repo_id or (f"{settings.hf_username}/deepsynth-{source.name}" if settings.hf_username else None)
+    if cfg.store == "auto" and is_offline():
+        return local
+    require_online("use the Hub as the store (--store hub)", ConfigError)
+    token, owner = hub_token(settings), None if cfg.repo_id else hub_namespace(settings)
+    repo_id = cfg.repo_id or (f"{owner}/deepsynth-{source.name}" if owner else None)
     if not token or not repo_id:
         if cfg.store == "hub":
-            missing = "HF_TOKEN" if not token else "HF_USERNAME (or --repo-id)"
-            raise ConfigError(
-                f"the store is the Hub but {missing} is not set", hint="set it in the environment or .env"
+            missing = (
+                "no Hub token (HF_TOKEN or `hf auth login`)" if not token else "HF_USERNAME (or --repo-id) is not set"
             )
+            raise ConfigError(f"the store is the Hub but {missing}", hint="set it in the environment or .env")
         return local
     target = HubTarget(repo_id=repo_id, private=cfg.private)
     if keep_local:

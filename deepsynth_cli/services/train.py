@@ -22,8 +22,10 @@ def run(cfg: TrainConfig, on_event: EventSink | None = None, settings: Settings 
     settings = settings or get_settings()
     repo_id = None
     if cfg.push_to_hub is not None:
+        from deepsynth_cli.credentials import describe_token
         from deepsynth_cli.training.hub import resolve_repo_id
 
+        emit(Notice(describe_token(settings)))  # where the push's token comes from, never the token
         repo_id = resolve_repo_id(cfg.push_to_hub, settings)  # before training: a bad name fails in seconds
     report = train(cfg, emit, settings)
     if repo_id is not None and report.process_index == 0 and report.final_model is not None:

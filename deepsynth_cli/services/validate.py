@@ -16,7 +16,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from deepsynth_cli.errors import ConfigError
+from deepsynth_cli.credentials import find_token
+from deepsynth_cli.errors import ConfigError, DeepsynthError
 from deepsynth_cli.settings import Settings, get_settings
 from deepsynth_cli.validation import Check, exit_code, score
 
@@ -177,16 +178,17 @@ def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, dict[str,
             uses_hub = True
             try:
                 targets[resolve_repo_id(item.config.push_to_hub, settings)] = "model"
-            except ConfigError as error:
+            except DeepsynthError as error:  # no owner to name it under, or whoami could not say (offline, 401)
                 unnamed.append(failed(f"hub:write:{item.config.push_to_hub}", "high", error.message, error.hint))
         if item.kind != "generate":
             continue
         store = item.config.store or settings.store
-        if store == "local" or (store == "auto" and settings.hf_token is None):
+        if store == "local" or (store == "auto" and find_token(settings) is None):
             continue
         uses_hub = True
         if item.config.repo_id:
             targets[item.config.repo_id] = "dataset"
-        elif settings.hf_username:
-            targets.update({f"{settings.hf_username}/deepsynth-{name}": "dataset" for name in item.config.datasets})
+        else:  # a bare NAME is checked under the token's user (credential_checks asks whoami once)
+            owner = f"{settings.hf_username}/" if settings.hf_username else ""
+            targets.update({f"{owner}deepsynth-{name}": "dataset" for name in item.config.datasets})
     return uses_hub, targets, unnamed

@@ -27,10 +27,19 @@ class LimitsConfig(_Strict):
     """What one request may ask for. Over a limit: 413 (too large) or 422 (invalid), never a crash."""
 
     max_request_bytes: int = Field(20 * 1024 * 1024, ge=1024, description="whole request body, uploads included")
+    body_timeout_s: float = Field(
+        15.0, gt=0, le=3600, description="the whole body must arrive within this time of its first byte, else 408"
+    )
+    max_body_reads: int = Field(64, ge=1, le=100_000, description="bodies received at once; more get 503 busy")
     max_text_chars: int = Field(200_000, ge=1, description="characters of one text")
     max_batch_texts: int = Field(16, ge=1, le=1024, description="texts in one /v1/summarize/batch request")
     max_image_pixels: int = Field(
         40_000_000, ge=10_000, description="pixels of one image or rasterised PDF page (decompression-bomb guard)"
+    )
+    max_request_pixels: int = Field(
+        64_000_000,
+        ge=10_000,
+        description="pixels of all the pages one upload is read as (a PDF's first max_pages), checked before drawing",
     )
     max_pdf_pages: int = Field(16, ge=1, le=1000, description="pages of one PDF; longer PDFs are refused")
     pdf_dpi: float = Field(

@@ -2,13 +2,32 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from deepsynth_cli.inference.options import GenerationOptions
 
 LANGUAGE_PATTERN = r"^[A-Za-z]{2,3}([-_][A-Za-z0-9]{1,8})*$"
+UNDETERMINED = "und"
+
+
+def check_language(language: str) -> str:
+    """`und` (undetermined), or a tag `eval` can score (evaluation.language): serve and eval accept the same codes,
+    so a summary served for a language can be scored in it."""
+    if language == UNDETERMINED:
+        return language
+    from deepsynth_cli.errors import ConfigError
+    from deepsynth_cli.evaluation.language import language_spec
+
+    try:
+        language_spec(language)
+    except ConfigError as error:
+        raise ValueError(f"{error.message}: use a BCP-47 tag such as fr, en, zh-Hans or sr-Cyrl, or und") from None
+    return language
+
+
+Language = Annotated[str, AfterValidator(check_language)]
 LANGUAGE = Field(
     "und",
     min_length=2,
@@ -25,14 +44,14 @@ class _Request(BaseModel):
 
 class SummarizeRequest(_Request):
     text: str = Field(..., description="the document; it is rendered into pages exactly as the training data was")
-    language: str = LANGUAGE
+    language: Language = LANGUAGE
     options: GenerationOptions = Field(default_factory=GenerationOptions, description="decoding settings")
     return_pages: bool = RETURN_PAGES
 
 
 class BatchRequest(_Request):
     texts: list[str] = Field(..., min_length=1, description="the documents, each summarised on its own")
-    language: str = LANGUAGE
+    language: Language = LANGUAGE
     options: GenerationOptions = Field(default_factory=GenerationOptions, description="decoding settings")
     return_pages: bool = RETURN_PAGES
 
@@ -58,7 +77,10 @@ class SummaryResult(BaseModel):
     finished: bool = Field(description="the summary ended on its own, before max_new_tokens")
     logprob: float | None = Field(None, description="mean log-probability per generated token")
     timing: Timing
-    page_images: list[str] | None = Field(None, description="base64 PNG of each page, when return_pages was set")
+    page_images: list[str] | None = Field(
+        None, description="base64 PNG of each page the model read, when return_pages was set"
+    )
+    notice: str | None = Field(None, description="how the input was read, when the client should know (files)")
 
 
 class BatchResult(BaseModel):

@@ -27,7 +27,7 @@ from deepsynth_cli.serving.config import BatchingConfig
 
 log = logging.getLogger("deepsynth.serve")
 
-SummarizeFn = Callable[[list[Any], GenerationOptions], list[Any]]  # documents: page lists or PreparedPages
+SummarizeFn = Callable[..., list[Any]]  # (documents: page lists or PreparedPages, options[, on_tokens=...])
 
 
 class QueueFullError(Exception):
@@ -57,6 +57,7 @@ class _Job:
     pages: Any  # a list of pages, or PreparedPages
     options: GenerationOptions
     key: str
+    on_token: Callable[[int], None] | None = None  # streaming: hears each token from the model thread
     future: Future[Done] = field(default_factory=Future)
     submitted: float = field(default_factory=time.perf_counter)
 
@@ -108,8 +109,14 @@ class MicroBatcher:
         batches = math.ceil(max(self._depth, 1) / self.cfg.max_batch_size)
         return max(1, min(60, math.ceil(batches * self._last_batch_s)))
 
-    def submit(self, documents: Sequence[Any], options: GenerationOptions) -> list[Future[Done]]:
-        """Queue every document of one request, or none (QueueFullError) when they do not all fit."""
+    def submit(
+        self,
+        documents: Sequence[Any],
+        options: GenerationOptions,
+        on_tokens: Sequence[Callable[[int], None] | None] | None = None,
+    ) -> list[Future[Done]]:
+        """Queue every document of one request, or none (QueueFullError) when they do not all fit. `on_tokens`:
+        per document, a listener called (in the model thread) with each token as it is generated."""
         if not self.alive:
             raise WorkerStoppedError("the model thread is not running")
         key = options.model_dump_json()
@@ -117,16 +124,23 @@ class MicroBatcher:
             if self._depth + len(documents) > self.cfg.max_queue:
                 raise QueueFullError(self.retry_after())
             self._depth += len(documents)
-        jobs = [_Job(pages, options, key) for pages in documents]
+        listeners = list(on_tokens) if on_tokens is not None else [None] * len(documents)
+        jobs = [_Job(pages, options, key, listen) for pages, listen in zip(documents, listeners, strict=True)]
         for job in jobs:
             job.future.add_done_callback(self._release)
             self._inbox.put(job)
         return [job.future for job in jobs]
 
-    async def run(self, documents: Sequence[Any], options: GenerationOptions, timeout: float) -> list[Done]:
+    async def run(
+        self,
+        documents: Sequence[Any],
+        options: GenerationOptions,
+        timeout: float,
+        on_tokens: Sequence[Callable[[int], None] | None] | None = None,
+    ) -> list[Done]:
         """Summaries in the order given. TimeoutError after `timeout` s; the request's queued documents are
         dropped (a batch already running finishes, its result is discarded)."""
-        futures = self.submit(documents, options)
+        futures = self.submit(documents, options, on_tokens)
         try:
             return list(await asyncio.wait_for(asyncio.gather(*map(asyncio.wrap_future, futures)), timeout))
         finally:
@@ -203,7 +217,11 @@ class MicroBatcher:
             return
         started = time.perf_counter()
         try:
-            summaries = self._summarize([job.pages for job in live], live[0].options)
+            pages, options = [job.pages for job in live], live[0].options
+            if any(job.on_token for job in live):  # streamed and plain requests share a batch
+                summaries = self._summarize(pages, options, on_tokens=[job.on_token for job in live])
+            else:
+                summaries = self._summarize(pages, options)
         except Exception as error:  # every waiting request must hear about it
             log.error("batch of %d failed: %s", len(live), type(error).__name__)
             for job in live:

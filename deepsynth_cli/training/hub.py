@@ -3,8 +3,8 @@
 What goes up is the final model only (the top-level files of the output folder: weights, config, processor,
 tokenizer, `deepsynth_preset.json`, `train_config.json` and the card), never the `step-NNNNNN/` checkpoints. The
 client comes from the project's one Hub seam (`deepsynth_cli.data.hub.hub_api`) with its retries and its
-token-free error messages; the token is read from settings and handed to the client only, never written to the
-card, a message or a log line.
+token-free error messages; the token comes from `deepsynth_cli.credentials` and is handed to the client only,
+never written to the card, a message or a log line.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from deepsynth_cli.credentials import hub_namespace, hub_token, require_online
 from deepsynth_cli.data.hub import HubError, HubTarget, Retry, explain, hub_api
 from deepsynth_cli.errors import ConfigError
 from deepsynth_cli.models.preset_config import PRESETS, REAL_MODEL_ID, TINY
@@ -32,15 +33,16 @@ _LOCAL_FIELDS = ("output_dir", "resume", "resume_from", "push_to_hub", "hub_priv
 
 
 def resolve_repo_id(name: str, settings: Settings) -> str:
-    """OWNER/NAME as given, or NAME under HF_USERNAME."""
+    """OWNER/NAME as given, or NAME under HF_USERNAME, else under the token's user (whoami)."""
     if "/" in name:
         return name
-    if not settings.hf_username:
+    owner = hub_namespace(settings)
+    if not owner:
         raise ConfigError(
-            f"--push-to-hub {name} names no owner and HF_USERNAME is not set",
-            hint=f"give OWNER/{name}, or set HF_USERNAME",
+            f"--push-to-hub {name} names no owner, and there is no HF_USERNAME nor a Hub token to ask",
+            hint=f"give OWNER/{name}, or set HF_USERNAME, or log in with `hf auth login`",
         )
-    return f"{settings.hf_username}/{name}"
+    return f"{owner}/{name}"
 
 
 def base_model(cfg: TrainConfig) -> str | None:
@@ -175,8 +177,8 @@ def push_model(
     """Write the card into `folder`, create the model repo if needed and upload the final model in one commit.
     Returns the repo's URL. A failure raises a token-free HubError; the local model is kept."""
     (folder / CARD_FILE).write_text(card, encoding="utf-8")
-    token = settings.hf_token.get_secret_value() if settings.hf_token is not None else None
-    api = hub_api(token, timeout_s)
+    require_online(f"push the model to {target.repo_id}")
+    api = hub_api(hub_token(settings), timeout_s)
     retry = Retry(attempts=attempts, backoff_s=backoff_s, notify=notify)
     kept = f"the trained model is kept in {folder}"
     try:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from deepsynth_cli.credentials import OFFLINE_HINT
 from deepsynth_cli.settings import Settings
 from deepsynth_cli.validation import Check, failed, passed, warned
 
@@ -15,22 +16,32 @@ WRITE_PERMISSION = "repo.write"  # what a fine-grained token needs on the repo, 
 
 def credential_checks(settings: Settings, repos: Mapping[str, str], *, writes: bool) -> list[Check]:
     """`hub:token`, `hub:whoami`, then `hub:write:REPO` for each target repo (repo id -> "dataset" or "model"; a
-    bare NAME is under the token's user). Without a token, only reading (public repos) still works: that is a
-    warning; pushing without one is a failure."""
-    from deepsynth_cli.data.hub import _status, hub_api
+    bare NAME is under the token's user). The token is the one `deepsynth_cli.credentials` finds (HF_TOKEN, else
+    the saved login). Without a token, only reading (public repos) still works: that is a warning; pushing
+    without one is a failure. HF_HUB_OFFLINE=1 asks nothing of the Hub: whoami fails (writes) or warns."""
+    from deepsynth_cli.credentials import find_token, is_offline, whoami
+    from deepsynth_cli.data.hub import _status
 
-    if settings.hf_token is None:
+    found = find_token(settings)
+    login = "set HF_TOKEN=hf_... or run `hf auth login`"
+    if found is None:
         if not writes:
-            return [warned("hub:token", "low", "HF_TOKEN is not set: public datasets only", "export HF_TOKEN=hf_...")]
-        return [failed("hub:token", "critical", "the Hub is the store but HF_TOKEN is not set", "export HF_TOKEN=...")]
-    token = settings.hf_token.get_secret_value()
-    checks = [passed("hub:token", "critical", "HF_TOKEN is set")]
+            return [warned("hub:token", "low", "no Hub token (HF_TOKEN, saved login): public datasets only", login)]
+        return [failed("hub:token", "critical", "the Hub is the store but there is no Hub token", login)]
+    checks = [passed("hub:token", "critical", f"token from {found.source}")]
+    if is_offline():
+        message, hint = "HF_HUB_OFFLINE=1 is set: the token is not checked with the Hub", OFFLINE_HINT
+        checks.append(
+            failed("hub:whoami", "critical", message, hint) if writes else warned("hub:whoami", "low", message, hint)
+        )
+        return checks
     try:
-        who: dict[str, Any] = hub_api(token, timeout_s=30).whoami()
+        who: dict[str, Any] = whoami(found)
     except Exception as error:
         status = _status(error)
         if status == 401:
-            checks.append(failed("hub:whoami", "critical", "the Hub rejected HF_TOKEN (401)", "create a new token"))
+            message = f"the Hub rejected the token from {found.source} (401)"
+            checks.append(failed("hub:whoami", "critical", message, "create a new token, or `hf auth login` again"))
         else:
             detail = f"HTTP {status}" if status else type(error).__name__
             checks.append(failed("hub:whoami", "critical", f"cannot reach the Hub ({detail})", "check the network"))

@@ -176,5 +176,8 @@ def hub_env(hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 def _reset_clients() -> None:
     from huggingface_hub import HfFileSystem, close_session
 
+    from deepsynth_cli.credentials import forget_whoami
+
     close_session()
     HfFileSystem.clear_instance_cache()
+    forget_whoami()  # deepsynth's per-process whoami answers: each test is a run of its own

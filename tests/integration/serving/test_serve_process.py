@@ -5,17 +5,11 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import shutil
-import signal
 import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +17,10 @@ import httpx
 import pytest
 from PIL import Image
 
+from tests.integration.serving.live import API_KEY, Server, serve
+
 pytestmark = pytest.mark.integration
 
-API_KEY = "dsk-integration-key-0123456789"
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_FLAGS = [
     "--headless",
@@ -41,58 +36,10 @@ TEXT = "The city council approved the new tram line on Monday after a long debat
 FAST = {"max_new_tokens": 6}
 
 
-@dataclass
-class Server:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {API_KEY}"}
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    folder = tmp_path_factory.mktemp("serve")
-    env = {
-        name: value for name, value in os.environ.items() if not name.startswith(("DEEPSYNTH_", "HF_", "HUGGING_FACE"))
-    }
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(folder / "hf-home"), DEEPSYNTH_API_KEY=API_KEY)
-    port = _free_port()
-    log = folder / "server.log"
-    command = [sys.executable, "-m", "deepsynth_cli", "serve", "--model", "tiny", "--port", str(port)]
-    command += ["--max-batch-size", "8", "--max-wait-ms", "20"]
-    with log.open("wb") as sink:
-        process = subprocess.Popen(command, cwd=folder, env=env, stdout=sink, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
-    try:
-        while True:
-            assert process.poll() is None, log.read_text(errors="replace")
-            assert time.monotonic() < deadline, "not ready in 120 s:\n" + log.read_text(errors="replace")
-            try:
-                if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.25)
-        yield Server(url, process, log)
-    finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-    assert process.returncode == 0, log.read_text(errors="replace")  # Ctrl-C is a clean stop
-    assert API_KEY not in log.read_text(errors="replace")
+    with serve(tmp_path_factory.mktemp("serve"), "--max-batch-size", "8", "--max-wait-ms", "20") as running:
+        yield running
 
 
 def _png(size: tuple[int, int] = (320, 420)) -> bytes:
@@ -170,7 +117,7 @@ def test_burst_of_good_and_bad_requests(server: Server) -> None:
 
 
 def test_content_length_over_the_limit_is_refused_before_the_body(server: Server) -> None:
-    with socket.create_connection(("127.0.0.1", int(server.url.rsplit(":", 1)[1])), timeout=10) as raw:
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as raw:
         raw.sendall(
             b"POST /v1/summarize HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             b"Content-Length: 900000000\r\nAuthorization: Bearer " + API_KEY.encode() + b"\r\n\r\n"
@@ -180,6 +127,49 @@ def test_content_length_over_the_limit_is_refused_before_the_body(server: Server
             answer += chunk
         text = answer.decode(errors="replace")
     assert text.startswith("HTTP/1.1 413") and '"error": "too_large"' in text
+
+
+def _exchange(raw: socket.socket, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """One HTTP/1.1 request on an open connection and its whole answer (read by Content-Length)."""
+    raw.sendall(request)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        chunk = raw.recv(4096)
+        assert chunk, "the server closed the connection"
+        data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {name.lower(): value.strip() for name, _, value in (line.partition(":") for line in lines)}
+    while len(body) < int(headers.get("content-length", "0")):
+        chunk = raw.recv(65536)
+        assert chunk, "the server closed the connection mid-answer"
+        body += chunk
+    return int(status_line.split()[1]), headers, body
+
+
+def _post(path: str, body: bytes, content_type: str = "application/json") -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: {content_type}\r\n"
+        f"Content-Length: {len(body)}\r\nAuthorization: Bearer {API_KEY}\r\n\r\n"
+    ).encode() + body
+
+
+def test_invalid_unicode_is_a_422_and_the_keep_alive_connection_survives(server: Server) -> None:
+    """The lone surrogate of the report, on one raw keep-alive connection to the real uvicorn: 422 each time, the
+    same connection then serves a good request, and no part of the text reaches the server's log."""
+    secret = "sentence-that-must-never-reach-the-log"
+    lone = json.dumps({"text": f"{secret} \ud800", "options": FAST}).encode()  # ASCII JSON with an escape
+    latin1 = f'{{"text": "caf\xe9 {secret}"}}'.encode("latin-1")
+    good = json.dumps({"text": TEXT, "options": FAST}).encode()
+    with socket.create_connection(("127.0.0.1", server.port), timeout=60) as raw:
+        for body, code in [(lone, "invalid_unicode"), (latin1, "invalid_json"), (lone, "invalid_unicode")]:
+            status, headers, answer = _exchange(raw, _post("/v1/summarize", body))
+            assert (status, json.loads(answer)["error"]) == (422, code)
+            assert headers.get("connection", "keep-alive") != "close"
+        status, _, answer = _exchange(raw, _post("/v1/summarize", good))
+        assert status == 200 and json.loads(answer)["summary"]
+    log = server.log.read_text(errors="replace")
+    assert secret not in log and "Traceback" not in log and "Invoked with" not in log
 
 
 def test_page_in_headless_chromium(server: Server, tmp_path: Path) -> None:

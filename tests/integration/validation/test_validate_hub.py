@@ -228,13 +228,16 @@ def test_a_train_config_that_pushes_checks_its_model_repo(
     assert (check["status"], check["severity"]) == ("fail", "high") and "the model" in check["message"]
     assert failures(report) == [check["name"]]
     assert (code, report["score"]) == (1, 95)
-    # Without HF_USERNAME, train could not name the repo: that is the failure, not a guess at the owner.
+    # Without HF_USERNAME, train names it under the token's user (whoami), as the Hub client would.
     monkeypatch.delenv("HF_USERNAME")
     code, report = validate("--config", str(config))
+    assert the_check(report, f"hub:write:{hub_env.server.user}/my-model")["status"] == "fail"
+    # With neither HF_USERNAME nor a token, train could not name the repo: that is the failure, not a guess.
+    monkeypatch.delenv("HF_TOKEN")
+    code, report = validate("--config", str(config))
     check = the_check(report, "hub:write:my-model")
-    assert (check["status"], check["severity"]) == ("fail", "high") and "HF_USERNAME is not set" in check["message"]
-    assert failures(report) == [check["name"]]
-    assert (code, report["score"]) == (1, 95)
+    assert (check["status"], check["severity"]) == ("fail", "high") and "no HF_USERNAME" in check["message"]
+    assert check["name"] in failures(report)
 
 
 def test_a_hub_that_does_not_answer_whoami(hub_env: HubEnv, tmp_path: Path) -> None:

@@ -57,6 +57,22 @@ def test_health_ready_model_and_docs(make_client: Callable[..., Any]) -> None:
         assert "swagger-ui" in client.get("/docs").text
 
 
+def test_docs_load_nothing_from_the_internet(make_client: Callable[..., Any]) -> None:
+    import re
+
+    with make_client() as client:
+        page = client.get("/docs").text
+        urls = re.findall(r'(?:src|href)="([^"]+)"', page) + re.findall(r"url: '([^']+)'", page)
+        assert len(urls) >= 4 and all(url.startswith("/") for url in urls), urls
+        assert "http://" not in page and "https://" not in page and "validator.swagger.io" not in page
+        for url in urls:
+            response = client.get(url)
+            assert response.status_code == 200 and response.content, url
+        script = client.get("/docs/assets/swagger-ui-bundle.js")
+        assert script.headers["content-type"].startswith("text/javascript") and b"SwaggerUIBundle" in script.content
+        assert_error(client.get("/docs/assets/..%2Fconsts.py"), 404, "not_found")
+
+
 def test_summarize_text_renders_like_training_and_reports_cost(make_client: Callable[..., Any]) -> None:
     with make_client() as client:
         response = summarize(client, language="en", return_pages=True)
@@ -97,8 +113,11 @@ def test_file_image_is_one_page(make_client: Callable[..., Any], kind: str) -> N
 
 def test_file_pdf_and_text(make_client: Callable[..., Any]) -> None:
     with make_client() as client:
-        body = upload(client, pdf(pages=5), name="report.pdf").json()
+        body = upload(client, pdf(pages=5), name="report.pdf", return_pages="true").json()
         assert (body["pages_rendered"], body["pages_used"], body["pages_dropped"]) == (5, 3, 2)  # model limit: 3
+        assert len(body["page_images"]) == 3 and body["notice"] is None  # only the pages read are rasterised
+        locked = upload(client, encrypted_pdf(empty_password=True), name="locked.pdf").json()
+        assert locked["summary"] and "empty password" in locked["notice"]
         text = upload(client, TEXT.encode(), name="notes.md", language="en").json()
         assert text["text_tokens"] > 0 and text["pages_rendered"] >= 1 and text["summary"]
 
@@ -135,6 +154,62 @@ def test_bad_json_requests(make_client: Callable[..., Any]) -> None:
         assert_error(client.get("/v1/summarize"), 405, "method_not_allowed")
         assert_error(client.get("/v1/nothing-here"), 404, "not_found")
         assert client.get("/readyz").status_code == 200  # still serving
+
+
+def test_invalid_unicode_and_undecodable_json_are_422(
+    make_client: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    secret = "do-not-log-this-sentence"
+    with make_client() as client:
+        lone = json.dumps({"text": f"{secret} \ud800 {TEXT}", "options": FAST})  # valid JSON: an escaped surrogate
+        assert "\\ud800" in lone
+        response = client.post("/v1/summarize", content=lone, headers=_json())
+        assert_error(response, 422, "invalid_unicode")
+        batch = {"texts": ["fine", f"{secret} \udfff"], "options": FAST}
+        response = client.post("/v1/summarize/batch", content=json.dumps(batch), headers=_json())
+        assert_error(response, 422, "invalid_unicode")
+        assert "text 1" in response.json()["message"]
+        latin1 = f'{{"text": "caf\xe9 {secret}"}}'.encode("latin-1")  # not UTF-8
+        assert_error(client.post("/v1/summarize", content=latin1, headers=_json()), 422, "invalid_json")
+        surrogate_bytes = b'{"text": "\xed\xa0\x80 two words"}'  # a surrogate encoded as if UTF-8 (CESU-8)
+        assert_error(client.post("/v1/summarize", content=surrogate_bytes, headers=_json()), 422, "invalid_unicode")
+        assert summarize(client).status_code == 200
+    assert secret not in caplog.text
+
+
+def test_language_codes_are_the_ones_eval_scores(make_client: Callable[..., Any]) -> None:
+    with make_client() as client:
+        for language in ("xx", "qq-Latn", "english"):
+            response = summarize(client, language=language)
+            assert_error(response, 422, "invalid_request")
+            assert "language" in response.json()["message"]
+        assert_error(upload(client, TEXT.encode(), language="xx"), 422, "invalid_request")
+        for language in ("und", "fr", "zh-Hans", "sr_Latn", "pcm"):
+            assert summarize(client, language=language).status_code == 200, language
+
+
+def test_an_unexpected_exception_is_a_500_with_only_its_type_logged(
+    make_client: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    """A route that fails in a way nobody planned: the client gets the JSON error shape with a request id, the log
+    gets the exception's type and that id, never its message (which can hold the request's text)."""
+    caplog.set_level(logging.DEBUG)
+    secret = "the-text-of-the-request-0123"
+    with make_client() as client:
+
+        async def boom() -> None:
+            raise TypeError(f"render(): incompatible arguments. Invoked with: {secret}")
+
+        client.app.add_api_route("/boom", boom, methods=["GET"])
+        response = client.get("/boom")  # TestClient re-raises what reaches the server: here nothing does
+        assert_error(response, 500, "internal")
+        request_id = response.headers["x-request-id"]
+        assert request_id in response.json()["message"]
+        assert client.get("/healthz").status_code == 200
+        assert 'deepsynth_errors_total{code="internal"} 1.0' in client.get("/metrics").text
+    assert f"unexpected TypeError in request {request_id}" in caplog.text
+    assert secret not in caplog.text and "Invoked with" not in caplog.text
 
 
 @pytest.mark.parametrize(
@@ -184,6 +259,13 @@ def test_body_size_limit_before_reading_the_body(make_client: Callable[..., Any]
         assert_error(client.post("/v1/summarize", content=chunks(), headers=_json()), 413, "too_large")
         assert_error(upload(client, png(200, 200) + b"\x00" * 5000), 413, "too_large")
         assert summarize(client, text="small enough").status_code == 200
+        metrics = client.get("/metrics").text
+        assert 'deepsynth_errors_total{code="too_large"} 4.0' in metrics  # refused before routing, still counted
+        assert (
+            'deepsynth_requests_total{route="/v1/summarize",status="413"} 2.0' in metrics
+        )  # by route, not "unmatched"
+        assert 'deepsynth_requests_total{route="/v1/summarize/file",status="413"} 2.0' in metrics
+        assert 'route="unmatched"' not in metrics
 
 
 # -- batching, queue and timeouts ------------------------------------------------------------------------------------

@@ -74,6 +74,7 @@ def test_push_to_hub_uploads_a_model_that_loads_from_the_hub_with_a_card(
     assert result.exit_code == 0, result.output
     repo_id = f"{hub.server.user}/tiny-summarizer"
     assert "pushed to:" in result.output and hub.token not in result.output
+    assert "Hub token: from HF_TOKEN" in result.output  # where the push's token comes from
 
     assert hub.server.store.get("model", repo_id).private  # --private; loading below uses HF_TOKEN
     files = set(hub.server.list_files(repo_id, repo_type="model")) - {".gitattributes"}  # the Hub's own
@@ -108,6 +109,7 @@ def test_push_failures_are_clear_and_token_free(
     hub: HubEnv, aclsum_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("HF_USERNAME")
+    monkeypatch.delenv("HF_TOKEN")  # with a token, NAME goes under the token's user (test_hub_login.py)
     with pytest.raises(ConfigError, match="HF_USERNAME"):  # before any training
         train.run(tiny_cfg(aclsum_data, tmp_path / "a", push_to_hub="alone"))
     assert not (tmp_path / "a").exists()
