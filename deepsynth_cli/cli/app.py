@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from deepsynth_cli import __version__
+from deepsynth_cli import __version__, processes
 from deepsynth_cli.cli import eval as eval_cmd
 from deepsynth_cli.cli import generate, serve, train, validate
 
@@ -43,6 +43,7 @@ app.command("eval", no_args_is_help=True)(eval_cmd.command)
 
 
 def main() -> None:
+    processes.sigterm_as_interrupt()  # SIGTERM stops a run as Ctrl-C does: clean exit 130, work kept, no orphans
     app(prog_name="deepsynth")
 
 

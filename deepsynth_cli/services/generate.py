@@ -25,7 +25,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from deepsynth_cli import __version__
+from deepsynth_cli import __version__, processes
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.data import hub, shards
 from deepsynth_cli.data.card import card_text
@@ -552,6 +552,7 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
         return report
 
     stores = [_plan_store(cfg, settings, source, keep_local) for source in sources]
+    locks = processes.output_locks([store.folder for store in stores])  # one run per output folder
     render = cfg.render.model_dump(mode="json")
     pool: ProcessPoolExecutor | _InProcess
     if cfg.num_workers > 1:
@@ -559,9 +560,8 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
         # The server imports this module once, so each worker starts without re-importing skia and pyarrow.
         context = get_context("forkserver")
         context.set_forkserver_preload([__name__])
-        pool = ProcessPoolExecutor(
-            cfg.num_workers, mp_context=context, initializer=_init_worker, initargs=(render, cfg.tokenizer)
-        )
+        init, initargs = processes.tied_to_this_process(_init_worker, (render, cfg.tokenizer))  # no orphans
+        pool = ProcessPoolExecutor(cfg.num_workers, mp_context=context, initializer=init, initargs=initargs)
     else:
         pool = _InProcess(render, cfg.tokenizer)
     window = 2 * cfg.num_workers
@@ -570,6 +570,7 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
             report.datasets.append(_generate_dataset(source, cfg, store, pool, window, emit))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        locks.close()
     report.seconds = time.perf_counter() - started
     return report
 
