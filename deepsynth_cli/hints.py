@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Mapping
+from typing import Any
+
+from deepsynth_cli.errors import DatasetError
 
 
 def missing_split(split: str, present: Collection[str], pick: str = "pick one with --split, or ") -> str:
@@ -17,3 +20,41 @@ def missing_split(split: str, present: Collection[str], pick: str = "pick one wi
             f"test.jsonl (one local file renders as train only), then `deepsynth generate FOLDER`"
         )
     return f"{pick}render it with `deepsynth generate --split {split}`"
+
+
+def rows_beyond_max_samples(where: str, rows: int, max_samples: int | None) -> str | None:
+    """A notice when finished shards of an earlier, larger run hold more rows than `--max-samples` asks for.
+
+    They are kept (resuming never throws finished work away), so the report counts them; say so instead of
+    silently reporting more rows than asked.
+    """
+    if max_samples is None or rows <= max_samples:
+        return None
+    return (
+        f"{where}: {rows} rows, more than --max-samples {max_samples}: an earlier run left them and they are kept "
+        f"(use another --out for exactly {max_samples})"
+    )
+
+
+def nothing_rendered(dataset: str, splits: Mapping[str, Any]) -> DatasetError | None:
+    """The error for a run that produced no row at all (an empty file, or every row skipped), or None.
+
+    An exit code of 0 would let `generate && train` go on to fail later with a puzzling "no rows"; the cause is
+    here, so it is reported here. Splits that did produce rows are kept whatever happens.
+    """
+    if any(split.rows for split in splits.values()):
+        return None
+    skipped: dict[str, int] = {}
+    for split in splits.values():
+        for reason, count in split.skipped.items():
+            skipped[reason] = skipped.get(reason, 0) + count
+    if not skipped:
+        return DatasetError(
+            f"{dataset}: the source holds no rows (an empty file?)",
+            hint="give a file with one document a line (JSON Lines: text and summary), or check the path",
+        )
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
+    return DatasetError(
+        f"{dataset}: all {sum(skipped.values())} rows were skipped ({reasons}), nothing rendered",
+        hint="check --text-column / --summary-column, or lower --min-text-chars / --min-summary-chars",
+    )

@@ -82,6 +82,8 @@ def catalogue(settings: Settings) -> Catalogue:
     specs = list_registry()
     hub_rows, status = _hub_rows(settings, [spec.key for spec in specs])
     entries = []
+    from deepsynth_cli.services.generate import output_split  # the one home of split names (val -> validation)
+
     for spec in specs:
         where = spec.hub_id + (f" ({spec.config})" if spec.config else "") if spec.hub_id else f"PyPI {spec.key}"
         entries.append(
@@ -89,7 +91,7 @@ def catalogue(settings: Settings) -> Catalogue:
                 key=spec.key,
                 source=where,
                 language=spec.language,
-                splits=list(spec.splits),
+                splits=[output_split(split) for split in spec.splits],  # as the folder names them
                 license=spec.license,
                 local_rows=local_rows(settings.data_dir / spec.key),
                 hub_repo=f"{settings.hf_username}/deepsynth-{spec.key}" if settings.hf_username else None,

@@ -25,7 +25,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from deepsynth_cli import __version__, processes
+from deepsynth_cli import __version__, hints, processes
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.data import hub, shards
 from deepsynth_cli.data.card import card_text
@@ -675,9 +675,13 @@ def _generate_dataset(
                 on_shard = uploader.submit if uploader is not None else None
                 split_report = _generate_split(source, split, folder, cfg, fp, chunks, pool, window, emit, on_shard)
             report.splits[name] = split_report
+            if beyond := hints.rows_beyond_max_samples(f"{source.name}/{name}", split_report.rows, cfg.max_samples):
+                emit(Notice(beyond))
     finally:
         if uploader is not None:
             uploader.close()  # uploads what is finished even when rendering failed; raises HubError on failure
+    if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
+        raise nothing
 
     if store.target is None or not store.staging:
         folder.mkdir(parents=True, exist_ok=True)

@@ -67,3 +67,9 @@ def test_validate_takes_datasets_a_b_like_train_and_eval(runner: CliRunner, tmp_
 def test_an_unknown_option_is_still_refused(runner: CliRunner) -> None:
     result = runner.invoke(app, ["validate", "--datasets", "a", "--no-such-flag"])
     assert result.exit_code == 2 and "No such option" in result.output
+
+
+def test_list_names_splits_as_the_output_folder_does(runner: CliRunner) -> None:
+    result = runner.invoke(app, ["generate", "--list", "--json"])
+    entries = {entry["key"]: entry for entry in json.loads(result.stdout)["datasets"]}
+    assert entries["aclsum"]["splits"] == ["train", "validation", "test"]  # the registry's source says `val`
