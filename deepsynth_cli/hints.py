@@ -58,3 +58,27 @@ def nothing_rendered(dataset: str, splits: Mapping[str, Any]) -> DatasetError | 
         f"{dataset}: all {sum(skipped.values())} rows were skipped ({reasons}), nothing rendered",
         hint="check --text-column / --summary-column, or lower --min-text-chars / --min-summary-chars",
     )
+
+
+def settings_changed(recorded: Mapping[str, Any] | None, current: Mapping[str, Any]) -> str:
+    """`: render.font_size was 12, now 11; rows_per_shard was 20, now 10` (nested keys flattened), or "" when the
+    earlier settings were not recorded (a run killed before it wrote its manifest, or an older deepsynth)."""
+    if not recorded:
+        return ""
+    before, after = _flat(recorded), _flat(current)
+    changes = [
+        f"{key} was {before.get(key, '(unset)')}, now {after.get(key, '(unset)')}"
+        for key in sorted(before.keys() | after.keys())
+        if before.get(key) != after.get(key)
+    ]
+    return ": " + "; ".join(changes) if changes else ""
+
+
+def _flat(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, Mapping):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out

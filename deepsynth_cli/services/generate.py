@@ -212,7 +212,12 @@ def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
 
 def fingerprint(cfg: GenerateConfig, source: Source) -> str:
     """Everything that changes what a shard contains. Shards with another fingerprint cannot be mixed in."""
-    spec = {
+    return hashlib.sha256(json.dumps(fingerprint_inputs(cfg, source), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
+    """What the fingerprint hashes; kept in the manifest so a mismatch can name the settings that differ."""
+    return {
         "format": FORMAT_VERSION,
         "render": cfg.render.model_dump(mode="json"),
         "tokenizer": cfg.tokenizer,
@@ -223,7 +228,6 @@ def fingerprint(cfg: GenerateConfig, source: Source) -> str:
         "summary_column": cfg.summary_column,
         "language": source.language,
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _reusable(meta: ShardMeta | None, limit: int | None) -> bool:
@@ -258,11 +262,16 @@ def _split_done(chunks: dict[int, ShardMeta], cfg: GenerateConfig) -> bool:
     return True
 
 
-def _check_existing(existing: dict[str, ShardMeta], fp: str, cfg: GenerateConfig, folder: Path) -> None:
+def _check_existing(
+    existing: dict[str, ShardMeta], fp: str, cfg: GenerateConfig, folder: Path, inputs: dict[str, Any] | None = None
+) -> None:
     for name, meta in existing.items():
         if meta.fingerprint != fp:
+            manifest = folder / MANIFEST
+            recorded = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+            changed = hints.settings_changed(recorded.get("fingerprint_inputs"), inputs or {})
             raise OutputError(
-                f"{folder} already holds shards made with other settings ({name})",
+                f"{folder} already holds shards made with other settings ({name}){changed}",
                 hint="use the same settings to resume, or give another --out (or delete the folder) to start over",
             )
         if meta.parts != cfg.num_shards:
@@ -303,6 +312,7 @@ def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Sour
         "dataset": source.name,
         "source": _source_label(source),
         "fingerprint": fp,
+        "fingerprint_inputs": fingerprint_inputs(cfg, source),
         "render": cfg.render.model_dump(mode="json"),
         "model_geometry": {"vision_tokens_per_page": vision_tokens_per_page(cfg.render.page_size), "tiles": 0},
         "tokenizer": cfg.tokenizer,
@@ -635,7 +645,8 @@ def _generate_dataset(
         hub.create_repo(api, store.target, retry)
         remote = _read_remote(api, store.target.repo_id)
     existing = {**local, **{name: meta for name, meta in hub.all_metas_named(remote)}}
-    _check_existing(existing, fp, cfg, folder if store.target is None else Path(store.target.repo_id))
+    where = folder if store.target is None else Path(store.target.repo_id)
+    _check_existing(existing, fp, cfg, where, fingerprint_inputs(cfg, source))
     if shards.remove_partial_files(folder):
         emit(Notice(f"{source.name}: removed half-written shards left by an interrupted run"))
     split_names = cfg.splits or source.splits()

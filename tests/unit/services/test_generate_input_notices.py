@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from deepsynth_cli.config import GenerateConfig
-from deepsynth_cli.errors import DatasetError
+from deepsynth_cli.config import GenerateConfig, RenderConfig
+from deepsynth_cli.errors import DatasetError, OutputError
 from deepsynth_cli.services import generate
 
 MakeCfg = Callable[..., GenerateConfig]
@@ -42,3 +42,20 @@ def test_more_rows_than_max_samples_from_an_earlier_run_get_a_notice(
     assert report.datasets[0].splits["train"].rows == 6
     expected = "corpus/train: 6 rows, more than --max-samples 2: an earlier run left them and they are kept"
     assert any(notice.startswith(expected) for notice in notices), notices
+
+
+def test_other_settings_are_named_when_a_folder_holds_shards_made_differently(
+    make_jsonl: Callable[..., Path],
+    article: Callable[..., dict[str, Any]],
+    generate_cfg: MakeCfg,
+    small_render: RenderConfig,
+) -> None:
+    path = make_jsonl([article(n) for n in range(3)])
+    generate.run(generate_cfg([str(path)]))
+    bigger = small_render.model_copy(update={"font_size": 12.0})
+    with pytest.raises(OutputError) as caught:
+        generate.run(generate_cfg([str(path)], render=bigger, min_text_chars=5))
+    message = caught.value.message
+    assert "already holds shards made with other settings" in message
+    assert "render.font_size was 11.0, now 12.0" in message and "min_text_chars was" in message
+    assert "render.page_size" not in message, "only what differs is named"
