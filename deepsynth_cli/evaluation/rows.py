@@ -222,8 +222,9 @@ class PredictionLine:
     fields: dict[str, Any]
 
 
-def read_predictions(path: Path) -> list[PredictionLine]:
-    """Every line of a predictions file, checked: JSON objects with an `id` and a `prediction` each."""
+def read_predictions(path: Path, self_contained: bool = False) -> list[PredictionLine]:
+    """Every line of a predictions file, checked: JSON objects with an `id` and a `prediction` each (and, when
+    `self_contained`, a `reference` and a `language`). Every problem of the file is in the one error."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
@@ -254,6 +255,8 @@ def read_predictions(path: Path) -> list[PredictionLine]:
             bad.append(f"line {number} (id {identifier}): prediction is not a string")
         else:
             lines.append(PredictionLine(number, str(identifier), prediction or "", item))
+    if self_contained:
+        bad.extend(f"line {line.line} (id {line.id}): no reference or language" for line in _unreferenced(lines))
     duplicates = _duplicate_lines(lines)  # reported with the other problems: the user fixes the file once
     if duplicates:
         bad.append(f"duplicate ids {_listed(duplicates)}")
@@ -263,6 +266,14 @@ def read_predictions(path: Path) -> list[PredictionLine]:
     if not lines:
         raise DatasetError(f"{path} holds no predictions", hint=_FORMAT_HINT)
     return lines
+
+
+def _unreferenced(lines: Sequence[PredictionLine]) -> list[PredictionLine]:
+    return [
+        line
+        for line in lines
+        if not isinstance(line.fields.get("reference"), str) or not isinstance(line.fields.get("language"), str)
+    ]
 
 
 def _duplicate_lines(lines: Sequence[PredictionLine]) -> list[str]:
@@ -287,11 +298,7 @@ _FORMAT_HINT = (
 
 def self_contained_rows(lines: Sequence[PredictionLine]) -> list[EvalRow]:
     """Rows whose reference and language are in the file itself."""
-    missing = [
-        line
-        for line in lines
-        if not isinstance(line.fields.get("reference"), str) or not isinstance(line.fields.get("language"), str)
-    ]
+    missing = _unreferenced(lines)
     if missing:
         numbers = _listed([str(line.line) for line in missing])
         raise DatasetError(

@@ -28,6 +28,22 @@ def test_format_problems_and_duplicates_are_reported_together_with_line_numbers(
     assert "duplicate ids a (lines 1, 3)" in message
 
 
+def test_a_self_contained_file_gets_every_class_of_problem_in_one_error(tmp_path: Path) -> None:
+    path = tmp_path / "p.jsonl"
+    lines = [
+        '{"id": "a", "prediction": "x", "reference": "r", "language": "en"}',
+        "not json",
+        '{"id": "b", "prediction": "y"}',
+        '{"id": "a", "prediction": "z", "reference": "r", "language": "en"}',
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    with pytest.raises(DatasetError) as caught:
+        read_predictions(path, self_contained=True)
+    assert caught.value.message == (
+        f"{path}: line 2: not JSON, line 3 (id b): no reference or language, duplicate ids a (lines 1, 4)"
+    )
+
+
 def test_lines_without_reference_are_named_by_line(tmp_path: Path) -> None:
     path = tmp_path / "p.jsonl"
     rows: list[dict[str, Any]] = [
