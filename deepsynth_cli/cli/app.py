@@ -6,9 +6,10 @@ from typing import Annotated
 
 import typer
 
-from deepsynth_cli import __version__
+from deepsynth_cli import __version__, processes
 from deepsynth_cli.cli import eval as eval_cmd
 from deepsynth_cli.cli import generate, serve, train, validate
+from deepsynth_cli.cli.options import DATASETS_CONTEXT, FLAG, Help
 
 app = typer.Typer(
     name="deepsynth",
@@ -29,20 +30,23 @@ def _version(value: bool) -> None:
 @app.callback()
 def root(
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show the version and exit.")
+        bool,
+        typer.Option("--version", metavar=FLAG, callback=_version, is_eager=True, help="Show the version and exit."),
     ] = False,
+    help_: Help = False,
 ) -> None:
     """deepsynth: optical compression for summarisation."""
 
 
 app.command("generate", no_args_is_help=False)(generate.command)
-app.command("train", no_args_is_help=True)(train.command)
-app.command("validate", no_args_is_help=False)(validate.command)
+app.command("train", no_args_is_help=True, context_settings=DATASETS_CONTEXT)(train.command)
+app.command("validate", no_args_is_help=False, context_settings=DATASETS_CONTEXT)(validate.command)
 app.command("serve", no_args_is_help=True)(serve.command)
-app.command("eval", no_args_is_help=True)(eval_cmd.command)
+app.command("eval", no_args_is_help=True, context_settings=DATASETS_CONTEXT)(eval_cmd.command)
 
 
 def main() -> None:
+    processes.sigterm_as_interrupt()  # SIGTERM stops a run as Ctrl-C does: clean exit 130, work kept, no orphans
     app(prog_name="deepsynth")
 
 

@@ -12,7 +12,7 @@ from rich.table import Table
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
-from deepsynth_cli.cli.options import ConfigFile, Datasets, JsonOutput, MoreDatasets
+from deepsynth_cli.cli.options import ConfigFile, Datasets, Help, JsonOutput, dataset_names
 from deepsynth_cli.cli.progress import LiveEvents
 
 if TYPE_CHECKING:
@@ -24,6 +24,7 @@ _METRICS = {"rouge1": "R-1", "rouge2": "R-2", "rougeL": "R-L", "rougeLsum": "R-L
 
 
 def command(
+    ctx: typer.Context,
     model: Annotated[
         str | None, typer.Option(help="Preset, model folder written by `deepsynth train`, or Hub id.")
     ] = None,
@@ -35,7 +36,6 @@ def command(
         ),
     ] = None,
     datasets: Datasets = None,
-    more_datasets: MoreDatasets = None,
     split: Annotated[str | None, typer.Option(help="Split to evaluate on (default: test).")] = None,
     max_samples: Annotated[
         int | None, typer.Option(help="A fixed seeded subset of N rows per dataset (the same rows every run).")
@@ -68,11 +68,12 @@ def command(
     ] = None,
     config: ConfigFile = None,
     json_output: JsonOutput = False,
+    help_: Help = False,
 ) -> None:
     """Score summaries per dataset and language: ROUGE with intervals, Lead-k baselines, an HTML report."""
     out = Output(json_output)
     with error_boundary(out):
-        names = [*(datasets or []), *(more_datasets or [])]
+        names = dataset_names(datasets, ctx)
         overrides: dict[str, Any] = {
             "model": model,
             "predictions": predictions,

@@ -11,7 +11,7 @@ from rich.table import Table
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
-from deepsynth_cli.cli.options import ConfigFile, JsonOutput
+from deepsynth_cli.cli.options import FLAG, ConfigFile, Help, JsonOutput
 
 _RENDER = "Rendering"
 _PARTS = "Splitting the work"
@@ -22,11 +22,14 @@ def command(
     datasets: Annotated[
         list[str] | None,
         typer.Argument(
+            metavar="DATASET",
             help="Registry keys (see --list), local files (.jsonl .json .csv .parquet) or Hub dataset ids.",
             show_default=False,
         ),
     ] = None,
-    split: Annotated[list[str] | None, typer.Option("--split", help="Source split to render (repeatable).")] = None,
+    split: Annotated[
+        list[str] | None, typer.Option("--split", metavar="SPLIT", help="Source split to render (repeatable).")
+    ] = None,
     max_samples: Annotated[int | None, typer.Option(help="Only the first N source rows of each split.")] = None,
     out: Annotated[Path | None, typer.Option(help="Output root (default: DEEPSYNTH_DATA_DIR).")] = None,
     text_column: Annotated[str | None, typer.Option(help="Column holding the document text.")] = None,
@@ -47,14 +50,17 @@ def command(
         typer.Option(help="Hub dataset repo (default: HF_USERNAME/deepsynth-DATASET).", rich_help_panel=_HUB),
     ] = None,
     private: Annotated[
-        bool, typer.Option("--private", help="Create the Hub repo private.", rich_help_panel=_HUB)
+        bool, typer.Option("--private", metavar=FLAG, help="Create the Hub repo private.", rich_help_panel=_HUB)
     ] = False,
     preview: Annotated[
         Path | None, typer.Option(help="Write PNGs of the first documents to this folder; no shards.")
     ] = None,
-    list_: Annotated[bool, typer.Option("--list", help="Show the dataset registry and what exists locally.")] = False,
+    list_: Annotated[
+        bool, typer.Option("--list", metavar=FLAG, help="Show the dataset registry and what exists locally.")
+    ] = False,
     config: ConfigFile = None,
     json_output: JsonOutput = False,
+    help_: Help = False,
 ) -> None:
     """Render documents into page images and write Hub-ready Parquet shards (resumable)."""
     output = Output(json_output)

@@ -8,7 +8,7 @@ import typer
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
-from deepsynth_cli.cli.options import ConfigFile
+from deepsynth_cli.cli.options import ConfigFile, Help
 
 _BATCH = "Batching"
 
@@ -30,6 +30,7 @@ def command(
         float | None, typer.Option(help="How long a request waits for others to batch with.", rich_help_panel=_BATCH)
     ] = None,
     config: ConfigFile = None,
+    help_: Help = False,
 ) -> None:
     """Serve summaries over HTTP: POST /v1/summarize (text), /v1/summarize/file, /v1/summarize/batch; a page at /."""
     output = Output()

@@ -11,7 +11,7 @@ import typer
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
-from deepsynth_cli.cli.options import ConfigFile, Datasets, JsonOutput, MoreDatasets
+from deepsynth_cli.cli.options import FLAG, ConfigFile, Datasets, Help, JsonOutput, dataset_names
 from deepsynth_cli.cli.progress import LiveEvents
 
 if TYPE_CHECKING:
@@ -23,8 +23,8 @@ _RUN = "Checkpoints and evaluation"
 
 
 def command(
+    ctx: typer.Context,
     datasets: Datasets = None,
-    more_datasets: MoreDatasets = None,
     model: Annotated[
         str | None, typer.Option(help="Preset (deepseek-ocr-2, tiny), checkpoint folder or Hub id.")
     ] = None,
@@ -40,25 +40,36 @@ def command(
     learning_rate: Annotated[float | None, typer.Option(help="Peak learning rate.", rich_help_panel=_OPTIM)] = None,
     weights: Annotated[
         list[float] | None,
-        typer.Option("--weight", help="Sampling weight per dataset, in order (repeatable).", rich_help_panel=_OPTIM),
+        typer.Option(
+            "--weight",
+            metavar="WEIGHT",
+            help="Sampling weight per dataset, in order (repeatable).",
+            rich_help_panel=_OPTIM,
+        ),
     ] = None,
     precision: Annotated[
         str | None, typer.Option(help="Mixed precision: no, bf16 or fp16.", rich_help_panel=_OPTIM)
     ] = None,
     lora: Annotated[
-        bool, typer.Option("--lora", help="Train LoRA adapters on the language model only.", rich_help_panel=_OPTIM)
+        bool,
+        typer.Option(
+            "--lora", metavar=FLAG, help="Train LoRA adapters on the language model only.", rich_help_panel=_OPTIM
+        ),
     ] = False,
     activation_checkpointing: Annotated[
         bool,
         typer.Option(
             "--activation-checkpointing",
+            metavar=FLAG,
             help="Recompute activations in the backward pass: less memory, about a third more compute.",
             rich_help_panel=_OPTIM,
         ),
     ] = False,
     compile_model: Annotated[
         bool,
-        typer.Option("--compile", help="torch.compile the model (the first steps compile).", rich_help_panel=_OPTIM),
+        typer.Option(
+            "--compile", metavar=FLAG, help="torch.compile the model (the first steps compile).", rich_help_panel=_OPTIM
+        ),
     ] = False,
     seed: Annotated[int | None, typer.Option(help="Seed of weights, data order and dropout.")] = None,
     save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.", rich_help_panel=_RUN)] = None,
@@ -69,12 +80,13 @@ def command(
         list[str] | None,
         typer.Option(
             "--report-to",
+            metavar="TRACKER",
             help="Experiment tracker: tensorboard, wandb, mlflow, ... (repeatable); local logs in OUTPUT_DIR/logs.",
             rich_help_panel=_RUN,
         ),
     ] = None,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue from the latest checkpoint in --output-dir.")
+        bool, typer.Option("--resume", metavar=FLAG, help="Continue from the latest checkpoint in --output-dir.")
     ] = False,
     resume_from: Annotated[Path | None, typer.Option(help="Continue from this checkpoint folder.")] = None,
     push_to_hub: Annotated[
@@ -88,15 +100,16 @@ def command(
         ),
     ] = None,
     hub_private: Annotated[
-        bool, typer.Option("--private", help="Create the model repo private.", rich_help_panel=_RUN)
+        bool, typer.Option("--private", metavar=FLAG, help="Create the model repo private.", rich_help_panel=_RUN)
     ] = False,
     config: ConfigFile = None,
     json_output: JsonOutput = False,
+    help_: Help = False,
 ) -> None:
     """Fine-tune a model on rendered pages to write their summaries (resumable, evaluates on validation)."""
     output = Output(json_output)
     with error_boundary(output):
-        names = [*(datasets or []), *(more_datasets or [])]
+        names = dataset_names(datasets, ctx)
         overrides: dict[str, Any] = {
             "data.datasets": names or None,
             "data.weights": weights or None,
@@ -144,7 +157,8 @@ def _report(output: Output, report: TrainReport) -> None:
     if report.evaluations:
         last = report.evaluations[-1]
         rouge = f"{last['rougeL']:.4f}" if last["rougeL"] is not None else "-"
-        output.line(f"validation at step {last['step']}: loss {last['loss']}, ROUGE-L {rouge}")
+        vloss = f"{last['loss']:.4f}" if last["loss"] is not None else "-"
+        output.line(f"validation at step {last['step']}: loss {vloss}, ROUGE-L {rouge}")
     if report.best_checkpoint:
         output.line(f"best checkpoint: {report.best_checkpoint}")
     output.line(f"final model: {report.final_model}")

@@ -59,23 +59,55 @@ def hub_api(token: str | None, timeout_s: float = 120.0) -> Any:
     return HfApi(token=token, library_name="deepsynth")
 
 
+_CHAIN_LIMIT = 8  # links followed from a wrapper to the error it wraps; bounded against odd cycles
+
+
+def _chain(error: BaseException) -> Iterator[BaseException]:
+    """`error`, then what it wraps (`__cause__`, else `__context__`), at most `_CHAIN_LIMIT` links.
+
+    huggingface_hub wraps a failed LFS upload as `RuntimeError("Error while uploading ...") from exc`; the HTTP
+    status that says whether to retry is on the wrapped error.
+    """
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen and len(seen) < _CHAIN_LIMIT:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
+
+
 def _status(error: BaseException) -> int | None:
-    response = getattr(error, "response", None)
-    return getattr(response, "status_code", None)
+    """The HTTP status of the first error in the chain that carries a response."""
+    for link in _chain(error):
+        status = getattr(getattr(link, "response", None), "status_code", None)
+        if isinstance(status, int):
+            return status
+    return None
+
+
+def _detail(error: BaseException) -> str:
+    """`HTTP 503`, else the name of the innermost error (`ReadTimeout` rather than a wrapping `RuntimeError`)."""
+    status = _status(error)
+    if status is not None:
+        return f"HTTP {status}"
+    return type(list(_chain(error))[-1]).__name__
 
 
 def is_transient(error: BaseException) -> bool:
-    """Worth retrying: rate limits, server errors, timeouts and dropped connections."""
+    """Worth retrying: rate limits, server errors, timeouts and dropped connections, also when wrapped."""
     import httpx2
 
     status = _status(error)
     if status is not None:
         return status in TRANSIENT_STATUS
-    return isinstance(error, httpx2.TransportError | TimeoutError | ConnectionError)
+    return any(isinstance(link, httpx2.TransportError | TimeoutError | ConnectionError) for link in _chain(error))
 
 
 def explain(error: BaseException, repo_id: str, action: str) -> HubError:
-    """A one-line, token-free message for a Hub failure, with what to do about it."""
+    """A one-line, token-free message for a Hub failure, with what to do about it.
+
+    `action` reads before the repo id ("uploading shards to", "creating").
+    """
     from huggingface_hub.errors import OfflineModeIsEnabled
 
     status = _status(error)
@@ -87,14 +119,13 @@ def explain(error: BaseException, repo_id: str, action: str) -> HubError:
         )
     if status == 403:
         return HubError(
-            f"no write access to {repo_id} while {action}",
+            f"no write access to {repo_id}: the Hub refused {action} it (HTTP 403)",
             hint="use a token with write access to that namespace, or choose another --repo-id",
         )
     if status == 404:
-        return HubError(f"{repo_id} not found while {action}", hint="check --repo-id and HF_USERNAME")
-    detail = f"HTTP {status}" if status else type(error).__name__
+        return HubError(f"{repo_id} not found while {action} it", hint="check --repo-id and HF_USERNAME")
     return HubError(
-        f"the Hub kept failing while {action} {repo_id} ({detail})",
+        f"the Hub kept failing while {action} {repo_id} ({_detail(error)})",
         hint="local shards are kept: run the same command again to resume the upload",
     )
 
@@ -108,8 +139,7 @@ def with_retries(call: Callable[[], Any], *, attempts: int, backoff_s: float, on
             if attempt == attempts or not is_transient(error):
                 raise
             delay = backoff_s * 2 ** (attempt - 1)
-            detail = f"HTTP {_status(error)}" if _status(error) else type(error).__name__
-            on_retry(f"Hub: {detail}, retry {attempt}/{attempts - 1} in {delay:.1f} s")
+            on_retry(f"Hub: {_detail(error)}, retry {attempt}/{attempts - 1} in {delay:.1f} s")
             time.sleep(delay)
     raise AssertionError("unreachable")
 

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from deepsynth_cli import hints
 from deepsynth_cli.data.shards import DATA_DIR
 from deepsynth_cli.data.store import DatasetLocation, require_columns
 from deepsynth_cli.errors import DatasetError
@@ -115,7 +116,7 @@ class SplitReader:
         if not self._shards:
             raise DatasetError(
                 f"{location} has no {split!r} split (it has: {', '.join(sorted(present)) or 'no shards'})",
-                hint=f"pick one with --split, or render it with `deepsynth generate --split {split}`",
+                hint=hints.missing_split(split, present),
             )
         self._total = 0
         for count in counts:
@@ -221,8 +222,9 @@ class PredictionLine:
     fields: dict[str, Any]
 
 
-def read_predictions(path: Path) -> list[PredictionLine]:
-    """Every line of a predictions file, checked: JSON objects with an `id` and a `prediction` each."""
+def read_predictions(path: Path, self_contained: bool = False) -> list[PredictionLine]:
+    """Every line of a predictions file, checked: JSON objects with an `id` and a `prediction` each (and, when
+    `self_contained`, a `reference` and a `language`). Every problem of the file is in the one error."""
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError as error:
@@ -253,14 +255,39 @@ def read_predictions(path: Path) -> list[PredictionLine]:
             bad.append(f"line {number} (id {identifier}): prediction is not a string")
         else:
             lines.append(PredictionLine(number, str(identifier), prediction or "", item))
+    if self_contained:
+        bad.extend(f"line {line.line} (id {line.id}): no reference or language" for line in _unreferenced(lines))
+    duplicates = _duplicate_lines(lines)  # reported with the other problems: the user fixes the file once
+    if duplicates:
+        bad.append(f"duplicate ids {_listed(duplicates)}")
     if bad:
-        raise DatasetError(f"{path}: {_listed(bad)}", hint=_FORMAT_HINT)
+        hint = "give each row one prediction" if duplicates and len(bad) == 1 else _FORMAT_HINT
+        raise DatasetError(f"{path}: {_listed(bad)}", hint=hint)
     if not lines:
         raise DatasetError(f"{path} holds no predictions", hint=_FORMAT_HINT)
-    duplicates = _duplicates((str(line.fields.get("dataset", "")), line.id) for line in lines)
-    if duplicates:
-        raise DatasetError(f"{path}: duplicate ids {_listed(duplicates)}", hint="give each row one prediction")
     return lines
+
+
+def _unreferenced(lines: Sequence[PredictionLine]) -> list[PredictionLine]:
+    return [
+        line
+        for line in lines
+        if not isinstance(line.fields.get("reference"), str) or not isinstance(line.fields.get("language"), str)
+    ]
+
+
+def _duplicate_lines(lines: Sequence[PredictionLine]) -> list[str]:
+    """`a (lines 1, 5)` for each (dataset, id) given more than once."""
+    where: dict[tuple[str, str], list[int]] = {}
+    for line in lines:
+        where.setdefault((str(line.fields.get("dataset", "")), line.id), []).append(line.line)
+    return [
+        f"{dataset}/{identifier} (lines {', '.join(map(str, numbers))})"
+        if dataset
+        else f"{identifier} (lines {', '.join(map(str, numbers))})"
+        for (dataset, identifier), numbers in where.items()
+        if len(numbers) > 1
+    ]
 
 
 _FORMAT_HINT = (
@@ -271,14 +298,11 @@ _FORMAT_HINT = (
 
 def self_contained_rows(lines: Sequence[PredictionLine]) -> list[EvalRow]:
     """Rows whose reference and language are in the file itself."""
-    missing = [
-        line.id
-        for line in lines
-        if not isinstance(line.fields.get("reference"), str) or not isinstance(line.fields.get("language"), str)
-    ]
+    missing = _unreferenced(lines)
     if missing:
+        numbers = _listed([str(line.line) for line in missing])
         raise DatasetError(
-            f"no reference or language for ids {_listed(missing)}",
+            f"no reference or language for ids {_listed([line.id for line in missing])} (lines {numbers})",
             hint="add reference and language to each line, or give --datasets (and --split) to join the references",
         )
     rows = []
@@ -351,16 +375,6 @@ def _carry(row: EvalRow, line: PredictionLine) -> None:
     error, vision = line.fields.get("error"), line.fields.get("vision_tokens")
     row.error = error if isinstance(error, str) else None
     row.vision_tokens = vision if isinstance(vision, int) and vision > 0 else None
-
-
-def _duplicates(keys: Iterator[tuple[str, str]] | Sequence[tuple[str, str]]) -> list[str]:
-    seen: set[tuple[str, str]] = set()
-    repeated: dict[str, None] = {}
-    for key in keys:
-        if key in seen:
-            repeated[f"{key[0]}/{key[1]}" if key[0] else key[1]] = None
-        seen.add(key)
-    return list(repeated)
 
 
 def _listed(items: Sequence[str]) -> str:

@@ -89,6 +89,8 @@ def catalogue(settings: Settings) -> Catalogue:
     except DeepsynthError as error:  # the token's user could not be asked (rejected, unreachable)
         owner, hub_rows, status = None, {}, f"not checked: {error.message}"
     entries = []
+    from deepsynth_cli.services.generate import output_split  # the one home of split names (val -> validation)
+
     for spec in specs:
         where = spec.hub_id + (f" ({spec.config})" if spec.config else "") if spec.hub_id else f"PyPI {spec.key}"
         entries.append(
@@ -96,7 +98,7 @@ def catalogue(settings: Settings) -> Catalogue:
                 key=spec.key,
                 source=where,
                 language=spec.language,
-                splits=list(spec.splits),
+                splits=[output_split(split) for split in spec.splits],  # as the folder names them
                 license=spec.license,
                 local_rows=local_rows(settings.data_dir / spec.key),
                 hub_repo=f"{owner}/deepsynth-{spec.key}" if owner else None,

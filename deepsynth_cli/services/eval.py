@@ -140,7 +140,7 @@ def _predicted_rows(cfg: EvalConfig, readers: dict[str, SplitReader]) -> list[Ev
     from deepsynth_cli.evaluation.rows import joined_rows, read_predictions, sample_indices, self_contained_rows
 
     assert cfg.predictions is not None
-    lines = read_predictions(cfg.predictions)
+    lines = read_predictions(cfg.predictions, self_contained=not readers)  # every problem in one error
     rows = joined_rows(lines, readers) if readers else self_contained_rows(lines)
     if cfg.max_samples is not None:
         by_group: dict[str, list[EvalRow]] = {}

@@ -25,7 +25,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
-from deepsynth_cli import __version__
+from deepsynth_cli import __version__, hints, processes
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.credentials import describe_token, hub_namespace, hub_token, is_offline, require_online
 from deepsynth_cli.data import hub, shards
@@ -213,7 +213,12 @@ def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
 
 def fingerprint(cfg: GenerateConfig, source: Source) -> str:
     """Everything that changes what a shard contains. Shards with another fingerprint cannot be mixed in."""
-    spec = {
+    return hashlib.sha256(json.dumps(fingerprint_inputs(cfg, source), sort_keys=True).encode()).hexdigest()[:16]
+
+
+def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
+    """What the fingerprint hashes; kept in the manifest so a mismatch can name the settings that differ."""
+    return {
         "format": FORMAT_VERSION,
         "render": cfg.render.model_dump(mode="json"),
         "tokenizer": cfg.tokenizer,
@@ -224,7 +229,6 @@ def fingerprint(cfg: GenerateConfig, source: Source) -> str:
         "summary_column": cfg.summary_column,
         "language": source.language,
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _reusable(meta: ShardMeta | None, limit: int | None) -> bool:
@@ -259,11 +263,16 @@ def _split_done(chunks: dict[int, ShardMeta], cfg: GenerateConfig) -> bool:
     return True
 
 
-def _check_existing(existing: dict[str, ShardMeta], fp: str, cfg: GenerateConfig, folder: Path) -> None:
+def _check_existing(
+    existing: dict[str, ShardMeta], fp: str, cfg: GenerateConfig, folder: Path, inputs: dict[str, Any] | None = None
+) -> None:
     for name, meta in existing.items():
         if meta.fingerprint != fp:
+            manifest = folder / MANIFEST
+            recorded = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+            changed = hints.settings_changed(recorded.get("fingerprint_inputs"), inputs or {})
             raise OutputError(
-                f"{folder} already holds shards made with other settings ({name})",
+                f"{folder} already holds shards made with other settings ({name}){changed}",
                 hint="use the same settings to resume, or give another --out (or delete the folder) to start over",
             )
         if meta.parts != cfg.num_shards:
@@ -304,6 +313,7 @@ def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Sour
         "dataset": source.name,
         "source": _source_label(source),
         "fingerprint": fp,
+        "fingerprint_inputs": fingerprint_inputs(cfg, source),
         "render": cfg.render.model_dump(mode="json"),
         "model_geometry": {"vision_tokens_per_page": vision_tokens_per_page(cfg.render.page_size), "tiles": 0},
         "tokenizer": cfg.tokenizer,
@@ -555,6 +565,7 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
     if cfg.store != "local":
         emit(Notice(describe_token(settings)))  # the run's first line: where the token comes from, never the token
     stores = [_plan_store(cfg, settings, source, keep_local) for source in sources]
+    locks = processes.output_locks([store.folder for store in stores])  # one run per output folder
     render = cfg.render.model_dump(mode="json")
     pool: ProcessPoolExecutor | _InProcess
     if cfg.num_workers > 1:
@@ -562,9 +573,8 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
         # The server imports this module once, so each worker starts without re-importing skia and pyarrow.
         context = get_context("forkserver")
         context.set_forkserver_preload([__name__])
-        pool = ProcessPoolExecutor(
-            cfg.num_workers, mp_context=context, initializer=_init_worker, initargs=(render, cfg.tokenizer)
-        )
+        init, initargs = processes.tied_to_this_process(_init_worker, (render, cfg.tokenizer))  # no orphans
+        pool = ProcessPoolExecutor(cfg.num_workers, mp_context=context, initializer=init, initargs=initargs)
     else:
         pool = _InProcess(render, cfg.tokenizer)
     window = 2 * cfg.num_workers
@@ -573,6 +583,7 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
             report.datasets.append(_generate_dataset(source, cfg, store, pool, window, emit))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+        locks.close()
     report.seconds = time.perf_counter() - started
     return report
 
@@ -640,7 +651,8 @@ def _generate_dataset(
         hub.create_repo(api, store.target, retry)
         remote = _read_remote(api, store.target.repo_id)
     existing = {**local, **{name: meta for name, meta in hub.all_metas_named(remote)}}
-    _check_existing(existing, fp, cfg, folder if store.target is None else Path(store.target.repo_id))
+    where = folder if store.target is None else Path(store.target.repo_id)
+    _check_existing(existing, fp, cfg, where, fingerprint_inputs(cfg, source))
     if shards.remove_partial_files(folder):
         emit(Notice(f"{source.name}: removed half-written shards left by an interrupted run"))
     split_names = cfg.splits or source.splits()
@@ -680,9 +692,13 @@ def _generate_dataset(
                 on_shard = uploader.submit if uploader is not None else None
                 split_report = _generate_split(source, split, folder, cfg, fp, chunks, pool, window, emit, on_shard)
             report.splits[name] = split_report
+            if beyond := hints.rows_beyond_max_samples(f"{source.name}/{name}", split_report.rows, cfg.max_samples):
+                emit(Notice(beyond))
     finally:
         if uploader is not None:
             uploader.close()  # uploads what is finished even when rendering failed; raises HubError on failure
+    if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
+        raise nothing
 
     if store.target is None or not store.staging:
         folder.mkdir(parents=True, exist_ok=True)

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
+from deepsynth_cli import hints
 from deepsynth_cli.data.shards import DATA_DIR
 from deepsynth_cli.data.store import DatasetLocation, load_split, require_columns
 from deepsynth_cli.errors import DatasetError
@@ -74,7 +75,7 @@ def _split_files(location: DatasetLocation, split: str) -> list[Any]:
         present = sorted({path.name.split("-")[0] for path in (location.path / DATA_DIR).glob("*.parquet")})
         raise DatasetError(
             f"{location} has no {split!r} split (it has: {', '.join(present) or 'no shards'})",
-            hint=f"render that split with `deepsynth generate --split {split}`",
+            hint=hints.missing_split(split, present, pick=""),
         )
     return files
 

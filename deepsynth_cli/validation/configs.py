@@ -17,13 +17,12 @@ from deepsynth_cli.training.config import TrainConfig, load_train_config
 from deepsynth_cli.validation import Check, failed, passed, skipped
 
 _PRESET_KEYS = frozenset(TrainPreset.model_fields)
-# Commands whose YAML lives in a folder of their own name (configs/serve/, configs/eval/): the job config class,
-# imported only when such a file is checked.
+# Job configs of other commands: the class, imported only when a file is checked (`serve`, `eval`).
 FOLDER_CONFIGS = {
     "serve": "deepsynth_cli.serving.config:ServeConfig",
     "eval": "deepsynth_cli.evaluation.config:EvalConfig",
 }
-_TRAIN_ONLY = frozenset(TrainConfig.model_fields) - frozenset(GenerateConfig.model_fields) - _PRESET_KEYS
+_ORDER = ("generate", "train", "serve", "eval")  # the tie-break when keys fit several kinds equally
 
 
 @dataclass(frozen=True)
@@ -42,15 +41,43 @@ def config_files(root: Path) -> list[Path]:
     )
 
 
+def _folder_config(kind: str) -> type[BaseModel] | None:
+    module, _, cls = FOLDER_CONFIGS[kind].partition(":")
+    try:
+        model: type[BaseModel] = getattr(importlib.import_module(module), cls)
+    except (ImportError, AttributeError):
+        return None
+    return model
+
+
 def _kind(path: Path, data: dict[str, Any]) -> str:
-    if path.parent.name in FOLDER_CONFIGS:
-        return path.parent.name
+    """What the file is, from its top-level keys: the job config that knows all of them (the most of them when
+    none does). The folder (configs/serve/, configs/train/) only breaks ties, so a serve config copied anywhere
+    is still checked as a serve config."""
     keys = set(data)
-    if "train" in path.parent.name and keys <= _PRESET_KEYS:
+    fields: dict[str, frozenset[str]] = {
+        "generate": frozenset(GenerateConfig.model_fields),
+        "train": frozenset(TrainConfig.model_fields) | _PRESET_KEYS,  # a train YAML may hold preset keys too
+    }
+    for kind in FOLDER_CONFIGS:
+        model = _folder_config(kind)
+        if model is not None:
+            fields[kind] = frozenset(model.model_fields)
+    folder = path.parent.name
+    if folder in FOLDER_CONFIGS and folder not in fields:
+        return folder  # its config class is missing from this deepsynth: check_config says so
+    hint = folder if folder in fields else ("train" if "train" in folder else None)
+    known = {kind: len(keys & fields[kind]) for kind in fields}
+    fits = [kind for kind in _ORDER if kind in fields and known[kind] == len(keys)]
+    if not keys:
+        return hint or "generate"
+    if fits:
+        kind = hint if hint in fits else fits[0]
+    else:
+        kind = max((k for k in _ORDER if k in fields), key=lambda k: (known[k], k == hint))
+    if kind == "train" and "train" in folder and keys <= _PRESET_KEYS:
         return "train preset"
-    if keys & _TRAIN_ONLY or (keys and keys <= _PRESET_KEYS) or "train" in path.parent.name:
-        return "train"
-    return "generate"
+    return kind
 
 
 def _fix(field: str, message: str, model: type[BaseModel]) -> str:
@@ -84,11 +111,10 @@ def check_config(path: Path) -> tuple[Check, LoadedConfig | None]:
     kind = _kind(path, data)
     models: dict[str, type[BaseModel]] = {"generate": GenerateConfig, "train": TrainConfig, "train preset": TrainPreset}
     if kind in FOLDER_CONFIGS:
-        module, _, cls = FOLDER_CONFIGS[kind].partition(":")
-        try:
-            models[kind] = getattr(importlib.import_module(module), cls)
-        except (ImportError, AttributeError):
+        folder_model = _folder_config(kind)
+        if folder_model is None:
             return skipped(name, f"no {kind} job config in this deepsynth ({FOLDER_CONFIGS[kind]})"), None
+        models[kind] = folder_model
     model = models[kind]
     try:
         if kind == "train":

@@ -221,16 +221,22 @@ def check_leakage(data: DatasetSample) -> Check:
     train = set(data.text_hashes.get("train", []))
     if not train:
         return skipped(name, "no train split")
-    leaks = [
-        f"{len(train & set(data.text_hashes[split]))} {split} row(s) also in train"
-        for split in _EVAL_SPLITS
-        if split in data.text_hashes and train & set(data.text_hashes[split])
-    ]
+    leaks = [_leak(split, data.text_hashes[split], train) for split in _EVAL_SPLITS if split in data.text_hashes]
+    leaks = [leak for leak in leaks if leak]
     if leaks:
         hint = "remove the overlapping rows from train and regenerate"
         return failed(name, "critical", "; ".join(leaks) + _coverage(data), hint)
     others = [split for split in _EVAL_SPLITS if split in data.text_hashes]
     return passed(name, "critical", f"train shares no text with {', '.join(others) or 'other splits'}{_coverage(data)}")
+
+
+def _leak(split: str, hashes: list[str], train: set[str]) -> str:
+    """`3 test row(s) (2 distinct texts) also in train`: rows are what scoring sees, texts what to remove."""
+    rows = sum(1 for digest in hashes if digest in train)
+    if not rows:
+        return ""
+    texts = len(train.intersection(hashes))
+    return f"{rows} {split} row(s) ({texts} distinct text(s)) also in train"
 
 
 def check_row_counts(data: DatasetSample) -> Check:

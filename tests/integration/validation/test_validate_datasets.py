@@ -142,9 +142,21 @@ def test_a_test_row_leaked_into_train(
     code, report = run("--datasets", str(folder))
     check = the_check(report, f"dataset:{folder}:leakage")
     assert (check["status"], check["severity"]) == ("fail", "critical")
-    assert check["message"] == "1 test row(s) also in train"
+    assert check["message"] == "1 test row(s) (1 distinct text(s)) also in train"
     assert failures(report) == [check["name"]]
     assert (code, report["score"]) == (1, 90)
+
+
+def test_leaked_rows_are_counted_as_rows_and_as_distinct_texts(
+    tmp_path: Path, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]]
+) -> None:
+    make_jsonl([article(i, LONG) for i in range(4)], "corpus/train.jsonl")
+    leaked = [{**article(2, LONG), "id": f"leaked-{n}"} for n in range(2)]
+    make_jsonl([article(10, LONG), *leaked], "corpus/test.jsonl")
+    folder = render([str(tmp_path / "corpus")], tmp_path / "out")
+    _, report = run("--datasets", str(folder))
+    leakage = the_check(report, f"dataset:{folder}:leakage")
+    assert leakage["message"] == "2 test row(s) (1 distinct text(s)) also in train"
 
 
 def test_duplicates_within_a_split_warn(

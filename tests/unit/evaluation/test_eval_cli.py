@@ -54,7 +54,7 @@ def test_missing_references_name_the_ids(tmp_path: Path) -> None:
     lines = [{"id": "a", "prediction": "x", "reference": "r", "language": "en"}, {"id": "b", "prediction": "y"}]
     result = _eval("--predictions", _file(tmp_path / "p.jsonl", lines))
     assert result.exit_code == 1
-    assert "no reference or language for ids b" in result.stderr and "--datasets" in result.stderr
+    assert "line 2 (id b): no reference or language" in result.stderr and "--datasets" in result.stderr
 
 
 def test_unknown_dataset_and_bad_flags(tmp_path: Path) -> None:
