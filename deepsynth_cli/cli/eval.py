@@ -145,6 +145,8 @@ def _show(output: Output, report: EvalReport) -> None:
         if group["baselines_skipped"]:
             facts.append(f"baselines skipped: {group['baselines_skipped']}")
         output.line("  " + ", ".join(facts))
+        for note in group["rouge_scheme"].get("notes", []):
+            output.line(f"  {scheme}: {note}")
     generation = metrics.get("generation")
     if generation and generation["seconds"]:
         output.line(

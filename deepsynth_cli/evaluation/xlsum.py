@@ -263,11 +263,17 @@ class XLSumTokenizer:
         if self.code == "tr":
             names.append("TurkishStemmer")
         versions = {name: _version(name) for name in names}
+        notes = list(self.notes)
+        if segmenter is not None:
+            notes.append(
+                "ROUGE-Lsum is the scorer's: lines are not segmented, so it matches whole clauses here; the XL-Sum "
+                "paper reports R-1, R-2 and R-L"
+            )
         return {
             "segmenter": segmenter or "opennmt aggressive, CJK ideographs one by one",
             "stemmer": self.stemmer,
             "versions": versions,
-            "notes": list(self.notes),
+            "notes": notes,
         }
 
 
