@@ -127,6 +127,12 @@ def xlsum_tokenizer(language: str) -> XLSumTokenizer:
     return XLSumTokenizer(language)
 
 
+def prepare_scheme(scheme: Scheme, language: str) -> None:
+    """Load what `scheme` needs for `language` now (segmenters, dictionaries): a ConfigError here, before a model
+    generates anything, names the missing extra or the unknown language."""
+    _scorers(language, scheme)
+
+
 def scheme_details(scheme: Scheme, language: str) -> dict[str, Any]:
     """What `scheme` does to `language`: its rules, and for `xlsum` the segmenter, stemmer, versions and any
     difference from the reference scorer that this installation leaves."""

@@ -83,6 +83,7 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
     recorded_schemes: dict[str, str] = {}
     if cfg.mode == "model":
         rows = _sampled_rows(cfg, readers)
+        schemes = _rouge_schemes(cfg, readers, rows, settings)  # before the model: a missing segmenter fails now
         emit(Notice(f"loading {cfg.model}"))
         summarizer = _load(cfg)
         model_info = _model_info(cfg, summarizer)
@@ -92,10 +93,10 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
         generation = _generate(summarizer, cfg, readers, rows, emit)
     else:
         rows, recorded_schemes = _predicted_rows(cfg, readers)
+        schemes = _rouge_schemes(cfg, readers, rows, settings)
         emit(Started(len(rows), "predictions"))
         emit(Advanced(len(rows), 0))
     _fill_languages(cfg, rows)
-    schemes = _rouge_schemes(cfg, readers, rows, settings)
     for message in _scheme_notices(cfg, schemes, recorded_schemes):
         emit(Notice(message))
     groups = _score(cfg, rows, schemes, generated=cfg.mode == "model")
@@ -183,10 +184,11 @@ def _rouge_schemes(
     cfg: EvalConfig, readers: dict[str, SplitReader], rows: list[EvalRow], settings: Settings
 ) -> dict[str, Scheme]:
     """The ROUGE scheme of each dataset: `cfg.rouge_scheme`, else the registry's for the dataset it was rendered from
-    (its manifest's source key, or the dataset's own name), else the default."""
+    (its manifest's source key, or the dataset's own name), else the default. Each scheme's tokenizers are built
+    here for the rows' languages, so that a missing segmenter stops the run before anything is generated."""
     from deepsynth_cli.data.registry import lookup_spec
     from deepsynth_cli.data.store import read_manifest
-    from deepsynth_cli.evaluation.rouge import DEFAULT_SCHEME
+    from deepsynth_cli.evaluation.rouge import DEFAULT_SCHEME, prepare_scheme
 
     schemes: dict[str, Scheme] = {}
     for name in dict.fromkeys(row.dataset for row in rows):
@@ -199,6 +201,9 @@ def _rouge_schemes(
             key = str(source.get("key") or readers[name].location.name)
         spec = lookup_spec(key)
         schemes[name] = cast("Scheme", spec.rouge_scheme) if spec is not None else DEFAULT_SCHEME
+    for dataset, language in dict.fromkeys((row.dataset, row.language) for row in rows):
+        if language not in UNDETERMINED:
+            prepare_scheme(schemes[dataset], language)
     return schemes
 
 

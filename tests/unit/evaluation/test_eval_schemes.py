@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -128,3 +129,19 @@ def test_cli_flag_and_table_title_name_the_scheme(tmp_path: Path) -> None:
     assert json.loads(result.stdout)["groups"][0]["rouge_scheme"]["name"] == "deepsynth"
     result = CliRunner().invoke(app, ["eval", "--predictions", path, "--rouge-scheme", "rouge155"])
     assert result.exit_code == 2 and "rouge_scheme" in result.stderr
+
+
+def test_a_missing_segmenter_stops_a_model_run_before_the_model_loads(
+    news_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from deepsynth_cli.evaluation import rouge
+
+    rouge.xlsum_tokenizer.cache_clear()
+    monkeypatch.setitem(sys.modules, "pyonmttok", None)  # as if the eval-xlsum extra were not installed
+    notices: list[str] = []
+    cfg = EvalConfig(model="tiny", datasets=[str(news_data)], output=tmp_path / "out", rouge_scheme="xlsum")
+    with pytest.raises(ConfigError, match="needs pyonmttok") as raised:
+        service.run(cfg, lambda event: notices.append(str(event)))
+    assert "deepsynth[eval-xlsum]" in raised.value.hint
+    assert not any("loading" in notice for notice in notices) and not (tmp_path / "out" / "metrics.json").exists()
+    rouge.xlsum_tokenizer.cache_clear()
