@@ -222,6 +222,7 @@ class XLSumTokenizer:
     """Tokens as the XL-Sum scorer matches them, for `rouge_score.rouge_scorer.RougeScorer(tokenizer=)`."""
 
     def __init__(self, language: str, *, segment: bool = True) -> None:
+        """`segment=False`: steps 1, 2, 5 and 6 only (see `sentence_level`)."""
         self.code = language_spec(language).code
         # Every missing package fails here, with the hint, rather than in the middle of scoring.
         self._pretokenizer: Any = _require("pyonmttok", "for its word tokenizer").Tokenizer("aggressive")
@@ -232,9 +233,7 @@ class XLSumTokenizer:
 
     def sentence_level(self) -> XLSumTokenizer:
         """The tokenizer of the reference's ROUGE-Lsum: sanitised and stemmed, no segmenter, no OpenNMT step."""
-        level = object.__new__(XLSumTokenizer)
-        level.__dict__ |= self.__dict__ | {"_segment": None, "_whole_pipeline": False}
-        return level
+        return XLSumTokenizer(self.code, segment=False)
 
     def words(self, text: str) -> list[str]:
         """Steps 1 to 4: lower-cased, sanitised, segmented tokens, unstemmed."""
