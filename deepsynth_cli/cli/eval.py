@@ -43,6 +43,13 @@ def command(
     language: Annotated[
         str | None, typer.Option(help="Scoring language of rows that have none ('und'), e.g. en, fr, zh-Hans.")
     ] = None,
+    rouge_scheme: Annotated[
+        str | None,
+        typer.Option(
+            help="How ROUGE tokenises, stems and splits: deepsynth, rouge_score (Google's, as CNN/DM and XSum papers) "
+            "or xlsum (the XL-Sum authors' scorer). Default: each dataset's paper's (see the README).",
+        ),
+    ] = None,
     baselines: Annotated[
         str | None, typer.Option(help="Comma-separated Lead-k baselines: lead-1,lead-3 (default) or none.")
     ] = None,
@@ -81,6 +88,7 @@ def command(
             "split": split,
             "max_samples": max_samples,
             "language": language,
+            "rouge_scheme": rouge_scheme,
             "baselines": baselines,
             "batch_size": batch_size,
             "generation.num_beams": num_beams,
@@ -110,7 +118,11 @@ def _show(output: Output, report: EvalReport) -> None:
     metrics = report.metrics
     confidence = round(100 * metrics["settings"]["bootstrap"]["confidence"])
     for group in metrics["groups"]:
-        title = f"{group['dataset']} ({group['language']}): {group['rows']} rows, F1 x100 [{confidence} % CI]"
+        scheme = group["rouge_scheme"]["name"]
+        title = (
+            f"{group['dataset']} ({group['language']}): {group['rows']} rows, F1 x100 [{confidence} % CI], "
+            f"ROUGE scheme {scheme}"
+        )
         table = Table(title=title)
         table.add_column("system")
         for name in _METRICS.values():
@@ -134,6 +146,8 @@ def _show(output: Output, report: EvalReport) -> None:
         if group["baselines_skipped"]:
             facts.append(f"baselines skipped: {group['baselines_skipped']}")
         output.line("  " + ", ".join(facts))
+        for note in group["rouge_scheme"].get("notes", []):
+            output.line(f"  {scheme}: {note}")
     generation = metrics.get("generation")
     if generation and generation["seconds"]:
         output.line(

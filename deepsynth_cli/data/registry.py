@@ -36,6 +36,8 @@ class DatasetSpec:
     description: str
     citation: str
     summary_joiner: str = " "
+    # How `eval` scores it by default: the ROUGE scheme of the dataset's paper (`evaluation.rouge.SCHEMES`).
+    rouge_scheme: str = "deepsynth"
 
     def __post_init__(self) -> None:
         # A malformed entry is a bug in this file, not a user error: fail loudly at import.
@@ -255,6 +257,7 @@ def _xlsum(config: str) -> DatasetSpec:
         license="cc-by-nc-sa-4.0",
         description=f"XL-Sum {label}: BBC articles with their one-sentence professional summaries.",
         citation=_XLSUM_CITATION,
+        rouge_scheme="xlsum",
     )
 
 
@@ -274,6 +277,7 @@ _OTHERS = (
         citation=_CNN_DAILYMAIL_CITATION,
         # Highlights are one sentence per line; ROUGE-Lsum splits on these newlines, so keep them.
         summary_joiner="\n",
+        rouge_scheme="rouge_score",
     ),
     DatasetSpec(
         key="xsum",
@@ -289,6 +293,7 @@ _OTHERS = (
         license="unknown (BBC articles, research use)",
         description="XSum: BBC articles with a one-sentence summary (extreme summarization).",
         citation=_XSUM_CITATION,
+        rouge_scheme="rouge_score",
     ),
     DatasetSpec(
         key="billsum",

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from deepsynth_cli.evaluation.rouge import Scheme
 from deepsynth_cli.inference.options import GenerationOptions
 
 Baseline = Literal["lead-1", "lead-3"]
@@ -51,6 +52,11 @@ class EvalConfig(_Strict):
     sample_seed: int = Field(SAMPLE_SEED, description="seed of the --max-samples subset")
     language: str | None = Field(
         None, description="scoring language (BCP-47) of rows that have none or 'und', e.g. files rendered without one"
+    )
+    rouge_scheme: Scheme | None = Field(
+        None,
+        description="how ROUGE tokenises, stems and splits: deepsynth, rouge_score or xlsum; "
+        "None: each dataset's paper's scheme (the registry's), deepsynth for datasets it does not know",
     )
     baselines: list[Baseline] = Field(default_factory=lambda: list(BASELINES), description="Lead-k baselines")
     batch_size: int = Field(4, ge=1, le=1024, description="documents per generate call")

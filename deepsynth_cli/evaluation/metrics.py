@@ -2,7 +2,8 @@
 compression, and the Lead-k baselines on the same rows with a paired test against the model.
 
 Scores are fractions in [0, 1] (the report and the terminal show them x100). Each interval is the corpus mean
-over all rows, empty predictions and failed rows included, with its percentile bootstrap interval.
+over all rows, empty predictions and failed rows included, with its percentile bootstrap interval. The model and
+its baselines are scored under one ROUGE scheme (`rouge.SCHEMES`), named in the group's `rouge_scheme`.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from deepsynth_cli.evaluation.baselines import lead_predictions
 from deepsynth_cli.evaluation.bootstrap import bootstrap_mean, paired_bootstrap
 from deepsynth_cli.evaluation.config import Baseline, BootstrapConfig
 from deepsynth_cli.evaluation.output_stats import length_stats, novel_ngram_share, repetition_stats
-from deepsynth_cli.evaluation.rouge import METRICS, RowScores, score
+from deepsynth_cli.evaluation.rouge import DEFAULT_SCHEME, METRICS, RowScores, Scheme, scheme_details, score
 from deepsynth_cli.evaluation.rows import EvalRow
 
 PARTS = ("precision", "recall", "f1")
@@ -41,19 +42,25 @@ class GroupResult:
 
 
 def score_group(
-    rows: Sequence[EvalRow], baselines: Sequence[Baseline], bootstrap: BootstrapConfig, *, generated: bool
+    rows: Sequence[EvalRow],
+    baselines: Sequence[Baseline],
+    bootstrap: BootstrapConfig,
+    *,
+    generated: bool,
+    scheme: Scheme = DEFAULT_SCHEME,
 ) -> GroupResult:
-    """Score the rows of one dataset in one language (all rows share `language`)."""
+    """Score the rows of one dataset in one language (all rows share `language`) under the ROUGE `scheme`."""
     dataset, language = rows[0].dataset, rows[0].language
     references = [row.reference for row in rows]
     sources = [row.source for row in rows]
     have_sources = all(isinstance(source, str) and source.strip() for source in sources)
-    model = _system([row.prediction for row in rows], references, language, bootstrap)
+    model = _system([row.prediction for row in rows], references, language, bootstrap, scheme)
     result = GroupResult(dataset, language, list(rows), model)
     metrics: dict[str, Any] = {
         "dataset": dataset,
         "language": language,
         "rows": len(rows),
+        "rouge_scheme": scheme_details(scheme, language),
         "empty_predictions": sum(not row.prediction.strip() for row in rows),
         "errors": sum(row.error is not None for row in rows),
         **model.metrics,
@@ -74,7 +81,8 @@ def score_group(
     elif baselines:
         for name in baselines:
             k = int(name.split("-")[1])
-            system = _system(lead_predictions([str(s) for s in sources], language, k), references, language, bootstrap)
+            leads = lead_predictions([str(s) for s in sources], language, k)
+            system = _system(leads, references, language, bootstrap, scheme)
             system.metrics["versus_model"] = _versus(model.rows, system.rows, bootstrap)
             result.baselines[name] = system
             metrics["baselines"][name] = system.metrics
@@ -82,8 +90,10 @@ def score_group(
     return result
 
 
-def _system(predictions: list[str], references: list[str], language: str, bootstrap: BootstrapConfig) -> SystemScores:
-    rows = score(zip(predictions, references, strict=True), language)
+def _system(
+    predictions: list[str], references: list[str], language: str, bootstrap: BootstrapConfig, scheme: Scheme
+) -> SystemScores:
+    rows = score(zip(predictions, references, strict=True), language, scheme)
     rouge = {
         metric: {part: _interval([getattr(row[metric], part) for row in rows], bootstrap) for part in PARTS}
         for metric in METRICS

@@ -21,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from deepsynth_cli.errors import ConfigError, DeepsynthError, OutputError
 from deepsynth_cli.evaluation.config import EvalConfig
@@ -30,6 +30,7 @@ from deepsynth_cli.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from deepsynth_cli.evaluation.metrics import GroupResult
+    from deepsynth_cli.evaluation.rouge import Scheme
     from deepsynth_cli.inference.summarizer import Summarizer
 
 METRICS_FILE = "metrics.json"
@@ -79,8 +80,10 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
     readers = _readers(cfg, settings)
     model_info: dict[str, Any] | None = None
     generation: dict[str, Any] | None = None
+    recorded_schemes: dict[str, str] = {}
     if cfg.mode == "model":
         rows = _sampled_rows(cfg, readers)
+        schemes = _rouge_schemes(cfg, readers, rows, settings)  # before the model: a missing segmenter fails now
         emit(Notice(f"loading {cfg.model}"))
         summarizer = _load(cfg)
         model_info = _model_info(cfg, summarizer)
@@ -89,11 +92,14 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
         emit(Started(len(rows), "model"))
         generation = _generate(summarizer, cfg, readers, rows, emit)
     else:
-        rows = _predicted_rows(cfg, readers)
+        rows, recorded_schemes = _predicted_rows(cfg, readers)
+        schemes = _rouge_schemes(cfg, readers, rows, settings)
         emit(Started(len(rows), "predictions"))
         emit(Advanced(len(rows), 0))
     _fill_languages(cfg, rows)
-    groups = _score(cfg, rows, generated=cfg.mode == "model")
+    for message in _scheme_notices(cfg, schemes, recorded_schemes):
+        emit(Notice(message))
+    groups = _score(cfg, rows, schemes, generated=cfg.mode == "model")
     metrics = _metrics(cfg, readers, groups, model_info, generation, time.perf_counter() - started)
     files = _write(cfg, output, groups, metrics, readers)
     return EvalReport(metrics, output, files)
@@ -136,11 +142,13 @@ def _sampled_rows(cfg: EvalConfig, readers: dict[str, SplitReader]) -> list[Eval
     return rows
 
 
-def _predicted_rows(cfg: EvalConfig, readers: dict[str, SplitReader]) -> list[EvalRow]:
+def _predicted_rows(cfg: EvalConfig, readers: dict[str, SplitReader]) -> tuple[list[EvalRow], dict[str, str]]:
+    """The rows of the predictions file, and the ROUGE scheme each dataset's lines were scored with, if recorded."""
     from deepsynth_cli.evaluation.rows import joined_rows, read_predictions, sample_indices, self_contained_rows
 
     assert cfg.predictions is not None
     lines = read_predictions(cfg.predictions, self_contained=not readers)  # every problem in one error
+    recorded = _recorded_schemes(cfg.predictions, lines)
     rows = joined_rows(lines, readers) if readers else self_contained_rows(lines)
     if cfg.max_samples is not None:
         by_group: dict[str, list[EvalRow]] = {}
@@ -149,7 +157,74 @@ def _predicted_rows(cfg: EvalConfig, readers: dict[str, SplitReader]) -> list[Ev
         rows = []
         for group in by_group.values():
             rows.extend(group[index] for index in sample_indices(len(group), cfg.max_samples, cfg.sample_seed))
-    return rows
+    return rows, recorded
+
+
+def _recorded_schemes(path: Path, lines: Sequence[Any]) -> dict[str, str]:
+    """Dataset -> the ROUGE scheme its lines in a predictions file written by `eval` were scored with. A dataset
+    whose lines name different schemes is refused: they come from runs scored differently (a file of concatenated
+    runs), and nothing read from it could be compared as one."""
+    counts: dict[str, dict[str, int]] = {}
+    for line in lines:
+        scheme = line.fields.get("rouge_scheme")
+        if scheme is not None:
+            per_dataset = counts.setdefault(str(line.fields.get("dataset") or ""), {})
+            per_dataset[str(scheme)] = per_dataset.get(str(scheme), 0) + 1
+    for dataset, found in counts.items():
+        if len(found) > 1:
+            listed = ", ".join(f"{scheme} ({count} lines)" for scheme, count in sorted(found.items()))
+            raise ConfigError(
+                f"{path} mixes rows of {dataset or 'one dataset'} scored with different ROUGE schemes: {listed}",
+                hint="score each run's predictions on its own, or drop the rouge_scheme field to rescore them alike",
+            )
+    return {dataset: next(iter(found)) for dataset, found in counts.items()}
+
+
+def _rouge_schemes(
+    cfg: EvalConfig, readers: dict[str, SplitReader], rows: list[EvalRow], settings: Settings
+) -> dict[str, Scheme]:
+    """The ROUGE scheme of each dataset: `cfg.rouge_scheme`, else the registry's for the dataset it was rendered from
+    (its manifest's source key, or the dataset's own name), else the default. Each scheme's tokenizers are built
+    here for the rows' languages, so that a missing segmenter stops the run before anything is generated."""
+    from deepsynth_cli.data.registry import lookup_spec
+    from deepsynth_cli.data.store import read_manifest
+    from deepsynth_cli.evaluation.rouge import DEFAULT_SCHEME, prepare_scheme
+
+    schemes: dict[str, Scheme] = {}
+    for name in dict.fromkeys(row.dataset for row in rows):
+        if cfg.rouge_scheme is not None:
+            schemes[name] = cfg.rouge_scheme
+            continue
+        key = name
+        if name in readers:
+            source = (read_manifest(readers[name].location, settings) or {}).get("source") or {}
+            key = str(source.get("key") or readers[name].location.name)
+        spec = lookup_spec(key)
+        schemes[name] = cast("Scheme", spec.rouge_scheme) if spec is not None else DEFAULT_SCHEME
+    for dataset, language in dict.fromkeys((row.dataset, row.language) for row in rows):
+        if language not in UNDETERMINED:
+            prepare_scheme(schemes[dataset], language)
+    return schemes
+
+
+def _scheme_notices(cfg: EvalConfig, schemes: dict[str, Scheme], recorded: dict[str, str]) -> list[str]:
+    """Say where numbers of this run must not be put side by side: datasets under different schemes, or rows of a
+    predictions file scored before with another scheme than this run's."""
+    by_scheme: dict[str, list[str]] = {}
+    for name, scheme in schemes.items():
+        by_scheme.setdefault(scheme, []).append(name)
+    messages = []
+    if len(by_scheme) > 1:
+        listed = "; ".join(f"{scheme}: {', '.join(names)}" for scheme, names in by_scheme.items())
+        messages.append(f"datasets are scored with different ROUGE schemes ({listed}): compare numbers within one only")
+    for name, scheme in schemes.items():
+        before = recorded.get(name, recorded.get(""))
+        if before is not None and before != scheme:
+            messages.append(
+                f"{name} in {cfg.predictions} was scored with the {before} ROUGE scheme and is rescored here with "
+                f"{scheme}: these numbers are not comparable with that run's (--rouge-scheme {before} reproduces it)"
+            )
+    return messages
 
 
 def _load(cfg: EvalConfig) -> Summarizer:
@@ -251,7 +326,7 @@ def _fill_languages(cfg: EvalConfig, rows: list[EvalRow]) -> None:
         row.language = str(cfg.language)
 
 
-def _score(cfg: EvalConfig, rows: list[EvalRow], *, generated: bool) -> list[GroupResult]:
+def _score(cfg: EvalConfig, rows: list[EvalRow], schemes: dict[str, Scheme], *, generated: bool) -> list[GroupResult]:
     from deepsynth_cli.evaluation.language import language_spec
     from deepsynth_cli.evaluation.metrics import score_group
 
@@ -259,7 +334,10 @@ def _score(cfg: EvalConfig, rows: list[EvalRow], *, generated: bool) -> list[Gro
     for row in rows:
         language_spec(row.language)  # an unknown language is refused before any scoring
         grouped.setdefault((row.dataset, row.language), []).append(row)
-    return [score_group(group, cfg.baselines, cfg.bootstrap, generated=generated) for group in grouped.values()]
+    return [
+        score_group(group, cfg.baselines, cfg.bootstrap, generated=generated, scheme=schemes[dataset])
+        for (dataset, _), group in grouped.items()
+    ]
 
 
 def _versions() -> dict[str, str | None]:
@@ -299,6 +377,7 @@ def _metrics(
         "model": model_info,
         "datasets": datasets,
         "generation": generation,
+        "rouge_schemes": _schemes_used(groups),
         "groups": [group.metrics for group in groups],
         "totals": {
             "rows": sum(len(group.rows) for group in groups),
@@ -307,6 +386,14 @@ def _metrics(
             "seconds": seconds,
         },
     }
+
+
+def _schemes_used(groups: list[GroupResult]) -> dict[str, list[str]]:
+    """Scheme -> the groups ("dataset (language)") it scored: one key means every number here compares."""
+    used: dict[str, list[str]] = {}
+    for group in groups:
+        used.setdefault(group.metrics["rouge_scheme"]["name"], []).append(f"{group.dataset} ({group.language})")
+    return used
 
 
 def _write(
@@ -345,6 +432,7 @@ def _prediction_line(group: GroupResult, index: int) -> str:
         "reference": row.reference,
         "prediction": row.prediction,
         "scores": scores,
+        "rouge_scheme": group.metrics["rouge_scheme"]["name"],
         "error": row.error,
     }
     if row.vision_tokens is not None:

@@ -73,7 +73,7 @@ def test_help_lists_the_flags_of_the_issue() -> None:
     result = CliRunner().invoke(app, ["eval", "--help"])
     assert result.exit_code == 0
     for flag in ("--model", "--predictions", "--datasets", "--split", "--max-samples", "--baselines", "--batch-size",
-                 "--num-beams", "--max-new-tokens", "--output", "--config", "--json"):  # fmt: skip
+                 "--num-beams", "--max-new-tokens", "--output", "--config", "--json", "--rouge-scheme"):  # fmt: skip
         assert flag in result.stdout, flag
     assert "eval" in CliRunner().invoke(app, ["--help"]).stdout
 
