@@ -126,3 +126,65 @@ def test_huge_pages_cost_a_bounded_amount_of_memory_and_give_it_back(server: Ser
     # in parallel took 7 GiB before uploads were read one at a time.
     assert eight_pngs.peak - baseline < 1200 * MiB
     assert max(after_pngs, after_page) - baseline < 250 * MiB  # given back, not kept in the heap's arenas
+
+
+def test_a_burst_of_good_and_malformed_requests_ends_clean(server: Server) -> None:
+    """Done-when of issue 14: good requests mixed with invalid Unicode, undecodable JSON, unknown languages and
+    oversized documents, concurrently: no 5xx, no connection dropped, memory back near where it started."""
+    import random
+
+    text = "The board approved the budget for the new library after a short debate. " * 6
+    options = {"max_new_tokens": 2}
+    json_type = {"content-type": "application/json"}
+    good: list[dict[str, Any]] = [
+        {"url": "/v1/summarize", "json": {"text": f"{n}. {text}", "options": options}} for n in range(6)
+    ]
+    good += [
+        {"url": "/v1/summarize/file", "files": {"file": ("p", huge_png(900), "image/png")}, "data": {"options": FAST}}
+    ]
+    good += [{"url": "/v1/summarize/file", "files": {"file": ("d", huge_pdf(pages=2, side=600), "application/pdf")}}]
+    bad: list[dict[str, Any]] = [
+        {"url": "/v1/summarize", "content": json.dumps({"text": f"lone \ud800 {text}"}), "headers": json_type},
+        {"url": "/v1/summarize/batch", "content": json.dumps({"texts": ["ok", "\udfff"]}), "headers": json_type},
+        {"url": "/v1/summarize", "content": '{"text": "caf\xe9"}'.encode("latin-1"), "headers": json_type},
+        {"url": "/v1/summarize", "content": b'{"text": "\xed\xa0\x80"}', "headers": json_type},
+        {"url": "/v1/summarize", "json": {"text": text, "language": "xx"}},
+        {"url": "/v1/summarize", "json": {"text": "x" * 250_000}},
+        {"url": "/v1/summarize", "content": b"{broken", "headers": json_type},
+        {"url": "/v1/summarize/file", "files": {"file": ("big", huge_pdf(), "application/pdf")}},
+        {"url": "/v1/summarize/file", "files": {"file": ("many", huge_pdf(pages=40, side=300), "application/pdf")}},
+        {"url": "/v1/summarize/file", "files": {"file": ("bomb", _bomb(), "image/png")}},
+        {"url": "/v1/summarize/file", "files": {"file": ("bin", bytes(range(256)) * 8, "image/png")}},
+    ]
+    requests = [(item, True) for item in good] + [(item, False) for item in bad for _ in range(2)]
+    random.Random(14).shuffle(requests)
+    _post_files(server, [huge_png(800)])
+    baseline = _settled(server, 2.0)
+
+    with httpx.Client(base_url=server.url, headers=server.auth, timeout=120) as client:
+
+        def send(item: tuple[dict[str, Any], bool]) -> tuple[int | str, bool]:
+            kwargs, ok = item
+            try:
+                return client.post(**kwargs).status_code, ok
+            except httpx.TransportError as error:  # a dropped or refused connection
+                return type(error).__name__, ok
+
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            answers = list(pool.map(send, requests))
+        assert client.get("/readyz").status_code == 200
+        metrics = client.get("/metrics").text
+    dropped = [status for status, _ in answers if isinstance(status, str)]
+    assert dropped == []
+    assert [status for status, ok in answers if ok] == [200] * len(good)
+    assert all(400 <= int(status) < 500 for status, ok in answers if not ok), answers
+    assert 'status="5' not in metrics
+    held = _settled(server) - baseline
+    print("burst:", json.dumps({"requests": len(answers), "held_after_mib": round(held / MiB)}))
+    assert held < 250 * MiB
+
+
+def _bomb() -> bytes:
+    from tests.unit.serving.uploads import png_claiming
+
+    return png_claiming(60_000, 60_000)
