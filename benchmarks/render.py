@@ -325,11 +325,34 @@ def timed_pages(render: Callable[[str], int], documents: Sequence[str]) -> tuple
     return time.perf_counter() - started, pages
 
 
+def renderer_at(revision: str) -> type[PageRenderer]:
+    """`PageRenderer` as `deepsynth_cli/data/render.py` was at a git revision: the before of a before/after."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:deepsynth_cli/data/render.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    module = type(sys)(f"render_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up while the class is made
+    exec(compile(source, f"render.py@{revision}", "exec"), module.__dict__)
+    renderer: type[PageRenderer] = module.PageRenderer
+    return renderer
+
+
 def bench_renderer(
-    script: Script, units: int, docs: int, reps: int, baseline_docs: int, fitter: PageRenderer
+    script: Script,
+    units: int,
+    docs: int,
+    reps: int,
+    baseline_docs: int,
+    fitter: PageRenderer,
+    before: type[PageRenderer] | None = None,
 ) -> dict[str, Any]:
     cfg = RenderConfig()
     ours = _TimedRenderer(cfg)
+    earlier = before(cfg) if before is not None else None
     font_path, font_index = baseline_font(script)
     naive = NaivePillowRenderer(font_path, font_index, " ".join(script.sentences), cfg)
 
@@ -345,6 +368,7 @@ def bench_renderer(
     for text in warm:
         render_ours(text)
         render_naive(text)
+    before_rates: list[float] = []
     rates, docs_rates, base_rates, base_docs_rates, pages_per_doc, base_pages_per_doc = [], [], [], [], [], []
     ours.encode_seconds, seconds_ours = 0.0, 0.0
     for rep in range(reps):  # interleave ours and the baseline so drifts in machine load hit both
@@ -354,6 +378,9 @@ def bench_renderer(
         docs_rates.append(docs / seconds)
         pages_per_doc.append(pages / docs)
         seconds_ours += seconds
+        if earlier is not None:  # the same documents through the renderer of the earlier revision
+            seconds, pages = timed_pages(lambda text: len(earlier.render(text, script.language).pages), batch)
+            before_rates.append(pages / seconds)
         seconds, pages = timed_pages(render_naive, batch[:baseline_docs])
         base_rates.append(pages / seconds)
         base_docs_rates.append(baseline_docs / seconds)
@@ -376,6 +403,14 @@ def bench_renderer(
         "baseline_chars_per_line": naive.chars_per_line,
         # Per document: both render the same documents whole (the baseline may spill onto a second page).
         "ratio_vs_baseline": statistics.median(docs_rates) / statistics.median(base_docs_rates),
+        **(
+            {
+                "before_pages_per_s": statistics.median(before_rates),
+                "ratio_vs_before": statistics.median(rates) / statistics.median(before_rates),
+            }
+            if before_rates
+            else {}
+        ),
         "reps": reps,
         "docs_per_rep": docs,
         "baseline_docs_per_rep": baseline_docs,
@@ -679,6 +714,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run (< 60 s): fewer documents and repetitions")
     parser.add_argument("--skip-generate", action="store_true", help="only the renderer throughput (part 1)")
     parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also time the renderer of git revision REV on the same documents, interleaved (a before/after)",
+    )
+    parser.add_argument(
         "--max-wait",
         type=float,
         default=None,
@@ -695,6 +735,7 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # 1. Renderer, one process. The fitter sizes the documents; it is never the renderer being timed.
     budget = [args.max_wait if args.max_wait is not None else (5.0 if args.quick else 120.0)]
+    before = renderer_at(args.before) if args.before else None
     fitter = PageRenderer(RenderConfig())
     units = {script.language: fit_one_page(fitter, script, script.page_size_units) for script in SCRIPTS}
     renderer, meters = [], []
@@ -702,7 +743,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # One core is timed: others may use the rest of the machine, not more.
         wait_for_quiet(budget, max_other=spare_cores() + 0.1)
         with CpuMeter() as cpu:
-            renderer.append(bench_renderer(script, units[script.language], docs, reps, baseline_docs, fitter))
+            renderer.append(bench_renderer(script, units[script.language], docs, reps, baseline_docs, fitter, before))
         meters.append(cpu)
     del fitter
     mixed = {
@@ -715,6 +756,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     mixed["other_cores"] = sum(meter.other_cores * meter.wall_s for meter in meters) / wall
     mixed["contended"] = mixed["own_cores"] < 0.9  # the timed process did not get a whole core
     show_renderer(console, renderer, mixed)
+    if before is not None:
+        mixed["before_pages_per_s"] = harmonic_mean([row["before_pages_per_s"] for row in renderer])
+        table = Table(title=f"1b. The same documents, renderer at {args.before} (before) vs this tree (after)")
+        for column in ("script", "before pages/s", "after pages/s", "after / before"):
+            table.add_column(column, justify="left" if column == "script" else "right")
+        for row in renderer:
+            table.add_row(
+                row["script"],
+                f"{row['before_pages_per_s']:.1f}",
+                f"{row['pages_per_s']:.1f}",
+                f"{row['ratio_vs_before']:.2f}x",
+            )
+        ratio = mixed["pages_per_s"] / mixed["before_pages_per_s"]
+        table.add_row("mix", f"{mixed['before_pages_per_s']:.1f}", f"{mixed['pages_per_s']:.1f}", f"{ratio:.2f}x")
+        console.print(table)
     passed = {
         "renderer_pages_per_s_mix": mixed["pages_per_s"] >= TARGET_PAGES_PER_S,
         **{f"renderer_pages_per_s_{row['language']}": row["pages_per_s"] >= TARGET_PAGES_PER_S for row in renderer},
