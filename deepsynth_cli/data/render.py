@@ -82,6 +82,8 @@ class _Font:
 
 # The two colours of `PageRenderer._chars_on_first_lines`: red before the cut, blue after it.
 _PROBE_BEFORE, _PROBE_AFTER = skia.ColorRED, skia.ColorBLUE
+# Characters after the cut a probe lays out: more than the longest unbreakable run that can start a line.
+_PROBE_WINDOW = 256
 
 
 @dataclass(frozen=True)
@@ -309,7 +311,7 @@ class PageRenderer:
     def _lines_of(self, paragraph: skia.textlayout_Paragraph) -> int:
         return max(1, round(float(paragraph.Height) / self._line_px))
 
-    def _chars_on_first_lines(self, text: str, language: str, lines: int) -> int:
+    def _chars_on_first_lines(self, text: str, language: str, lines: int, total_lines: int | None = None) -> int:
         """How many characters of `text` its first `lines` lines show (the line ends the page budget cut at).
 
         skia-python 144 exposes no line metrics (no `getLineMetrics`, no text ranges), so the engine is asked by
@@ -317,6 +319,10 @@ class PageRenderer:
         the largest k whose colour leaves line `lines + 1` without ink is where that line starts. Colour does not
         change shaping or line breaking, so this holds in every script, including those without spaces (CJK,
         Thai) and right-to-left ones; indices are Python code points, never UTF-8 or UTF-16 offsets.
+
+        Speed: a probe lays out only `text[:k + _PROBE_WINDOW]` (where line `lines + 1` starts does not depend on
+        text a whole window further on), and the search starts from the proportional estimate when
+        `total_lines` (the paragraph's line count) is given.
         """
         if lines <= 0:
             return 0
@@ -339,7 +345,7 @@ class PageRenderer:
             builder.addText((_RLE if rtl else "") + text[:k])
             builder.pop()
             builder.pushStyle(after)
-            builder.addText(text[k:] + (_PDF if rtl else ""))
+            builder.addText(text[k : k + _PROBE_WINDOW] + (_PDF if rtl else ""))
             paragraph = builder.Build()
             paragraph.layout(self._content_px)
             canvas = surface.getCanvas()
@@ -348,7 +354,15 @@ class PageRenderer:
             # The first part is red: only its ink darkens the blue channel.
             return bool((pixels[: self._line_px - skip, :, 2] < 160).any())
 
-        low, high = 0, len(text)  # invariant: low leaves the next line blank of the first colour; high does not
+        # Invariant: k = low leaves the next line without the first colour; k = high does not.
+        low, high = 0, len(text)
+        if total_lines:
+            estimate, span = len(text) * lines // total_lines, max(64, 2 * len(text) // total_lines)
+            low, high = max(0, estimate - span), min(len(text), estimate + span)
+            if low > 0 and first_part_reaches_next_line(low):
+                low = 0
+            if high < len(text) and not first_part_reaches_next_line(high):
+                high = len(text)
         while high - low > 1:
             middle = (low + high) // 2
             if first_part_reaches_next_line(middle):
@@ -408,7 +422,7 @@ class PageRenderer:
                 done += take
                 y += take * pitch
             if done < n_lines:  # out of pages in the middle of this paragraph
-                kept = self._chars_on_first_lines(block, language, done)
+                kept = self._chars_on_first_lines(block, language, done, n_lines)
                 dropped = len(block) - kept + sum(len(rest) for rest in blocks[index + 1 :])
                 drawn = [*blocks[:index], block[:kept]] if kept else blocks[:index]
                 break

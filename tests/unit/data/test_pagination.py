@@ -139,7 +139,13 @@ def test_several_paragraphs_keep_their_gaps_and_lose_nothing(language: str) -> N
         (" ".join(f"𝑥{n} = 𝑦 + 😀 {n} and more words here" for n in range(400)), "en"),
         # Right to left: the paragraph is wrapped in embedding marks that are not part of the text.
         (" ".join(SENTENCES["ar"].format(n=n) for n in range(60)), "ar"),
+        # Words wider than a line (URLs, hashes): the engine breaks inside them.
+        (" ".join(f"https://example.org/{'a1b2c3' * 30}/{n}" for n in range(40)), "en"),
+        # No spaces at all.
+        ("".join(SENTENCES["zh-Hans"].format(n=n) for n in range(80)), "zh-Hans"),
+        ("".join(SENTENCES["th"].format(n=n).replace(" ", "") for n in range(50)), "th"),
     ],
+    ids=["astral", "arabic", "long-words", "chinese", "thai"],
 )
 def test_the_cut_is_exact_with_astral_characters_and_bidi_marks(text: str, language: str) -> None:
     renderer = PageRenderer(RenderConfig(page_size=384, margin=16, font_size=12, max_pages=1))
