@@ -24,6 +24,7 @@ Prints tables, then ONE JSON line (the last line of stdout) with every figure an
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import io
 import json
@@ -417,6 +418,34 @@ def bench_renderer(
     }
 
 
+def _pages_of(renderer: PageRenderer, language: str, text: str) -> int:
+    return len(renderer.render(text, language).pages)
+
+
+def bench_page_breaks(script: Script, units: int, docs: int, reps: int, before: type[PageRenderer]) -> dict[str, Any]:
+    """Before/after on what pagination changes: documents of ~2.5 pages, whole (page breaks inside paragraphs)
+    and cut to a 2-page budget (the characters shown are counted at the cut). Interleaved, fresh documents.
+    """
+    figures: dict[str, Any] = {"script": script.name, "language": script.language}
+    for case, max_pages in (("multi_page", 4), ("truncated", 2)):
+        cfg = RenderConfig(max_pages=max_pages)
+        renderers = {"before": before(cfg), "after": PageRenderer(cfg)}
+        documents = [build_document(script, 20_000 + seed, int(units * 2.5)) for seed in range(docs * reps)]
+        rates: dict[str, list[float]] = {"before": [], "after": []}
+        for rep in range(reps):
+            batch = documents[rep * docs : (rep + 1) * docs]
+            for name, renderer in renderers.items():
+                render = functools.partial(_pages_of, renderer, script.language)
+                seconds, pages = timed_pages(render, batch)
+                rates[name].append(pages / seconds)
+        figures[case] = {
+            "before_pages_per_s": statistics.median(rates["before"]),
+            "after_pages_per_s": statistics.median(rates["after"]),
+            "ratio": statistics.median(rates["after"]) / statistics.median(rates["before"]),
+        }
+    return figures
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # 2 and 3. The CLI in subprocesses.
 class CpuMeter:
@@ -736,6 +765,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     # 1. Renderer, one process. The fitter sizes the documents; it is never the renderer being timed.
     budget = [args.max_wait if args.max_wait is not None else (5.0 if args.quick else 120.0)]
     before = renderer_at(args.before) if args.before else None
+    page_breaks: list[dict[str, Any]] | None = None
     fitter = PageRenderer(RenderConfig())
     units = {script.language: fit_one_page(fitter, script, script.page_size_units) for script in SCRIPTS}
     renderer, meters = [], []
@@ -771,6 +801,22 @@ def main(argv: Sequence[str] | None = None) -> None:
         ratio = mixed["pages_per_s"] / mixed["before_pages_per_s"]
         table.add_row("mix", f"{mixed['before_pages_per_s']:.1f}", f"{mixed['pages_per_s']:.1f}", f"{ratio:.2f}x")
         console.print(table)
+        breaks = [
+            bench_page_breaks(script, units[script.language], max(2, docs // 4), reps, before) for script in SCRIPTS
+        ]
+        table = Table(title=f"1c. ~2.5-page documents, {args.before} (before) vs this tree (after), pages/s")
+        columns = ("script", "whole: before", "after", "ratio", "cut to 2 pages: before", "after", "ratio")
+        for column in columns:
+            table.add_column(column, justify="left" if column == "script" else "right")
+        for row in breaks:
+            whole, cut = row["multi_page"], row["truncated"]
+            table.add_row(
+                row["script"],
+                *(f"{whole['before_pages_per_s']:.1f}", f"{whole['after_pages_per_s']:.1f}", f"{whole['ratio']:.2f}x"),
+                *(f"{cut['before_pages_per_s']:.1f}", f"{cut['after_pages_per_s']:.1f}", f"{cut['ratio']:.2f}x"),
+            )
+        console.print(table)
+        page_breaks = breaks
     passed = {
         "renderer_pages_per_s_mix": mixed["pages_per_s"] >= TARGET_PAGES_PER_S,
         **{f"renderer_pages_per_s_{row['language']}": row["pages_per_s"] >= TARGET_PAGES_PER_S for row in renderer},
@@ -811,6 +857,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "baseline": "Pillow ImageDraw.text, basic layout, Noto TTF, textwrap by character count, same PNG level",
             "mix": mixed,
             "scripts": renderer,
+            "before": args.before,
+            "page_breaks": page_breaks,
         },
         "generate": generate,
         "rss": rss,

@@ -1,11 +1,12 @@
 """Render a document's text into square page images, the way the vision encoder will see them.
 
 The engine is SkParagraph (skia-python): HarfBuzz shaping, ICU bidi and line breaking, per-character font
-fallback. Fonts come from pip packages (Noto), so a plain `pip install` renders every XL-Sum script with no
-system fonts. Every line has the same height (a forced strut): SkParagraph rounds it to whole pixels, so the
-pitch is measured from the engine (`PageRenderer.line_pitch`), never computed as `font_size * line_height`. A
-paragraph that crosses a page boundary is painted on both pages, clipped to whole line boxes of that pitch: every
-line lies whole on exactly one page.
+fallback. Fonts come from pip packages (Noto; DejaVu Sans and STIX General from matplotlib for math), so a plain
+`pip install` renders every XL-Sum script with no system fonts. Every line has the same height (a forced
+strut): SkParagraph rounds it to whole pixels, so the pitch is measured from the engine
+(`PageRenderer.line_pitch`), never computed as `font_size * line_height`. A paragraph that crosses a page
+boundary is painted on both pages, clipped to whole line boxes of that pitch: every line lies whole on exactly
+one page.
 
 Text beyond the page budget is never dropped silently: `RenderedDocument.dropped_chars` counts it.
 """
