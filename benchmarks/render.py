@@ -24,6 +24,7 @@ Prints tables, then ONE JSON line (the last line of stdout) with every figure an
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import io
 import json
@@ -325,11 +326,34 @@ def timed_pages(render: Callable[[str], int], documents: Sequence[str]) -> tuple
     return time.perf_counter() - started, pages
 
 
+def renderer_at(revision: str) -> type[PageRenderer]:
+    """`PageRenderer` as `deepsynth_cli/data/render.py` was at a git revision: the before of a before/after."""
+    source = subprocess.run(
+        ["git", "show", f"{revision}:deepsynth_cli/data/render.py"],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout
+    module = type(sys)(f"render_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up while the class is made
+    exec(compile(source, f"render.py@{revision}", "exec"), module.__dict__)
+    renderer: type[PageRenderer] = module.PageRenderer
+    return renderer
+
+
 def bench_renderer(
-    script: Script, units: int, docs: int, reps: int, baseline_docs: int, fitter: PageRenderer
+    script: Script,
+    units: int,
+    docs: int,
+    reps: int,
+    baseline_docs: int,
+    fitter: PageRenderer,
+    before: type[PageRenderer] | None = None,
 ) -> dict[str, Any]:
     cfg = RenderConfig()
     ours = _TimedRenderer(cfg)
+    earlier = before(cfg) if before is not None else None
     font_path, font_index = baseline_font(script)
     naive = NaivePillowRenderer(font_path, font_index, " ".join(script.sentences), cfg)
 
@@ -345,6 +369,7 @@ def bench_renderer(
     for text in warm:
         render_ours(text)
         render_naive(text)
+    before_rates: list[float] = []
     rates, docs_rates, base_rates, base_docs_rates, pages_per_doc, base_pages_per_doc = [], [], [], [], [], []
     ours.encode_seconds, seconds_ours = 0.0, 0.0
     for rep in range(reps):  # interleave ours and the baseline so drifts in machine load hit both
@@ -354,6 +379,9 @@ def bench_renderer(
         docs_rates.append(docs / seconds)
         pages_per_doc.append(pages / docs)
         seconds_ours += seconds
+        if earlier is not None:  # the same documents through the renderer of the earlier revision
+            seconds, pages = timed_pages(lambda text: len(earlier.render(text, script.language).pages), batch)
+            before_rates.append(pages / seconds)
         seconds, pages = timed_pages(render_naive, batch[:baseline_docs])
         base_rates.append(pages / seconds)
         base_docs_rates.append(baseline_docs / seconds)
@@ -376,10 +404,46 @@ def bench_renderer(
         "baseline_chars_per_line": naive.chars_per_line,
         # Per document: both render the same documents whole (the baseline may spill onto a second page).
         "ratio_vs_baseline": statistics.median(docs_rates) / statistics.median(base_docs_rates),
+        **(
+            {
+                "before_pages_per_s": statistics.median(before_rates),
+                "ratio_vs_before": statistics.median(rates) / statistics.median(before_rates),
+            }
+            if before_rates
+            else {}
+        ),
         "reps": reps,
         "docs_per_rep": docs,
         "baseline_docs_per_rep": baseline_docs,
     }
+
+
+def _pages_of(renderer: PageRenderer, language: str, text: str) -> int:
+    return len(renderer.render(text, language).pages)
+
+
+def bench_page_breaks(script: Script, units: int, docs: int, reps: int, before: type[PageRenderer]) -> dict[str, Any]:
+    """Before/after on what pagination changes: documents of ~2.5 pages, whole (page breaks inside paragraphs)
+    and cut to a 2-page budget (the characters shown are counted at the cut). Interleaved, fresh documents.
+    """
+    figures: dict[str, Any] = {"script": script.name, "language": script.language}
+    for case, max_pages in (("multi_page", 4), ("truncated", 2)):
+        cfg = RenderConfig(max_pages=max_pages)
+        renderers = {"before": before(cfg), "after": PageRenderer(cfg)}
+        documents = [build_document(script, 20_000 + seed, int(units * 2.5)) for seed in range(docs * reps)]
+        rates: dict[str, list[float]] = {"before": [], "after": []}
+        for rep in range(reps):
+            batch = documents[rep * docs : (rep + 1) * docs]
+            for name, renderer in renderers.items():
+                render = functools.partial(_pages_of, renderer, script.language)
+                seconds, pages = timed_pages(render, batch)
+                rates[name].append(pages / seconds)
+        figures[case] = {
+            "before_pages_per_s": statistics.median(rates["before"]),
+            "after_pages_per_s": statistics.median(rates["after"]),
+            "ratio": statistics.median(rates["after"]) / statistics.median(rates["before"]),
+        }
+    return figures
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -679,6 +743,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--quick", action="store_true", help="smoke run (< 60 s): fewer documents and repetitions")
     parser.add_argument("--skip-generate", action="store_true", help="only the renderer throughput (part 1)")
     parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also time the renderer of git revision REV on the same documents, interleaved (a before/after)",
+    )
+    parser.add_argument(
         "--max-wait",
         type=float,
         default=None,
@@ -695,6 +764,8 @@ def main(argv: Sequence[str] | None = None) -> None:
 
     # 1. Renderer, one process. The fitter sizes the documents; it is never the renderer being timed.
     budget = [args.max_wait if args.max_wait is not None else (5.0 if args.quick else 120.0)]
+    before = renderer_at(args.before) if args.before else None
+    page_breaks: list[dict[str, Any]] | None = None
     fitter = PageRenderer(RenderConfig())
     units = {script.language: fit_one_page(fitter, script, script.page_size_units) for script in SCRIPTS}
     renderer, meters = [], []
@@ -702,7 +773,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         # One core is timed: others may use the rest of the machine, not more.
         wait_for_quiet(budget, max_other=spare_cores() + 0.1)
         with CpuMeter() as cpu:
-            renderer.append(bench_renderer(script, units[script.language], docs, reps, baseline_docs, fitter))
+            renderer.append(bench_renderer(script, units[script.language], docs, reps, baseline_docs, fitter, before))
         meters.append(cpu)
     del fitter
     mixed = {
@@ -715,6 +786,37 @@ def main(argv: Sequence[str] | None = None) -> None:
     mixed["other_cores"] = sum(meter.other_cores * meter.wall_s for meter in meters) / wall
     mixed["contended"] = mixed["own_cores"] < 0.9  # the timed process did not get a whole core
     show_renderer(console, renderer, mixed)
+    if before is not None:
+        mixed["before_pages_per_s"] = harmonic_mean([row["before_pages_per_s"] for row in renderer])
+        table = Table(title=f"1b. The same documents, renderer at {args.before} (before) vs this tree (after)")
+        for column in ("script", "before pages/s", "after pages/s", "after / before"):
+            table.add_column(column, justify="left" if column == "script" else "right")
+        for row in renderer:
+            table.add_row(
+                row["script"],
+                f"{row['before_pages_per_s']:.1f}",
+                f"{row['pages_per_s']:.1f}",
+                f"{row['ratio_vs_before']:.2f}x",
+            )
+        ratio = mixed["pages_per_s"] / mixed["before_pages_per_s"]
+        table.add_row("mix", f"{mixed['before_pages_per_s']:.1f}", f"{mixed['pages_per_s']:.1f}", f"{ratio:.2f}x")
+        console.print(table)
+        breaks = [
+            bench_page_breaks(script, units[script.language], max(2, docs // 4), reps, before) for script in SCRIPTS
+        ]
+        table = Table(title=f"1c. ~2.5-page documents, {args.before} (before) vs this tree (after), pages/s")
+        columns = ("script", "whole: before", "after", "ratio", "cut to 2 pages: before", "after", "ratio")
+        for column in columns:
+            table.add_column(column, justify="left" if column == "script" else "right")
+        for row in breaks:
+            whole, cut = row["multi_page"], row["truncated"]
+            table.add_row(
+                row["script"],
+                *(f"{whole['before_pages_per_s']:.1f}", f"{whole['after_pages_per_s']:.1f}", f"{whole['ratio']:.2f}x"),
+                *(f"{cut['before_pages_per_s']:.1f}", f"{cut['after_pages_per_s']:.1f}", f"{cut['ratio']:.2f}x"),
+            )
+        console.print(table)
+        page_breaks = breaks
     passed = {
         "renderer_pages_per_s_mix": mixed["pages_per_s"] >= TARGET_PAGES_PER_S,
         **{f"renderer_pages_per_s_{row['language']}": row["pages_per_s"] >= TARGET_PAGES_PER_S for row in renderer},
@@ -755,6 +857,8 @@ def main(argv: Sequence[str] | None = None) -> None:
             "baseline": "Pillow ImageDraw.text, basic layout, Noto TTF, textwrap by character count, same PNG level",
             "mix": mixed,
             "scripts": renderer,
+            "before": args.before,
+            "page_breaks": page_breaks,
         },
         "generate": generate,
         "rss": rss,

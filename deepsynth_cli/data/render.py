@@ -1,9 +1,12 @@
 """Render a document's text into square page images, the way the vision encoder will see them.
 
 The engine is SkParagraph (skia-python): HarfBuzz shaping, ICU bidi and line breaking, per-character font
-fallback. Fonts come from pip packages (Noto), so a plain `pip install` renders every XL-Sum script with no
-system fonts. Every line has the same height (a forced strut), which makes pagination exact: a paragraph that
-crosses a page boundary is painted on both pages, clipped to whole lines.
+fallback. Fonts come from pip packages (Noto; DejaVu Sans and STIX General from matplotlib for math), so a plain
+`pip install` renders every XL-Sum script with no system fonts. Every line has the same height (a forced
+strut): SkParagraph rounds it to whole pixels, so the pitch is measured from the engine
+(`PageRenderer.line_pitch`), never computed as `font_size * line_height`. A paragraph that crosses a page
+boundary is painted on both pages, clipped to whole line boxes of that pitch: every line lies whole on exactly
+one page.
 
 Text beyond the page budget is never dropped silently: `RenderedDocument.dropped_chars` counts it.
 """
@@ -13,6 +16,7 @@ from __future__ import annotations
 import functools
 import io
 import math
+import re
 import struct
 import unicodedata
 import zlib
@@ -37,6 +41,20 @@ _LTR_CLASSES = frozenset({"L"})
 # paragraph-direction setter, and with a left-to-right base, punctuation at the ends of an Arabic line lands on
 # the wrong side.
 _RLE, _PDF = "\u202b", "\u202c"
+# The math faces, from matplotlib (a dependency already): DejaVu Sans (Bitstream Vera / DejaVu licence) for
+# operators and arrows, STIX General (SIL OFL) for the mathematical alphanumerics DejaVu lacks (𝑥, 𝔸). Both may be
+# redistributed. Noto Sans lacks the mathematical operators and arrows, so without them they came from Noto Sans
+# CJK in its full-width forms, and U+220E END OF PROOF from nowhere (a box).
+_MATH_FACES = ("DejaVu Sans", "STIXGeneral")
+_MATH_FILES = ("DejaVuSans.ttf", "STIXGeneral.ttf")
+# Runs of these code points get a text style that tries the math face first, whatever the paragraph's script:
+# arrows, mathematical operators, miscellaneous technical, math symbols A/B, supplemental arrows and operators,
+# mathematical alphanumerics.
+_MATH_RUNS = re.compile("[\u2190-\u23ff\u27c0-\u27ff\u2900-\u2aff\U0001d400-\U0001d7ff]+")
+# Characters that draw nothing by design: not counted as missing glyphs. Private-use and unassigned code points
+# are counted: no shipped font draws them.
+_INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zs", "Zl", "Zp"})
+_VARIATION_SELECTORS = re.compile("[\ufe00-\ufe0f\U000e0100-\U000e01ef]")
 
 
 @dataclass(frozen=True)
@@ -63,12 +81,29 @@ class _Font:
     typeface: skia.Typeface
 
 
+# The two colours of `PageRenderer._chars_on_first_lines`: red before the cut, blue after it.
+_PROBE_BEFORE, _PROBE_AFTER = skia.ColorRED, skia.ColorBLUE
+# Characters after the cut a probe lays out: more than the longest unbreakable run that can start a line.
+_PROBE_WINDOW = 256
+
+
+@dataclass(frozen=True)
+class _Styles:
+    """The styles of one kind of paragraph: its own, its math runs', and the two probe colours."""
+
+    paragraph: skia.textlayout_ParagraphStyle
+    text: skia.textlayout_TextStyle
+    math: skia.textlayout_TextStyle
+    probe: tuple[skia.textlayout_TextStyle, skia.textlayout_TextStyle]
+
+
 def _font_files() -> list[tuple[Path, int]]:
     """Every font file the renderer uses, with the face index inside a collection.
 
     manimgx-fonts: Noto Sans (Latin, Greek, Cyrillic) and a Noto face for each other script, all variable fonts
     whose default instance is Regular. noto-cjk-sans-otc: the static Regular Noto Sans CJK collection (the
-    variable CJK font opens at Thin, and skia-python ignores variation coordinates).
+    variable CJK font opens at Thin, and skia-python ignores variation coordinates). matplotlib: DejaVu Sans, the
+    math face.
     """
     files: list[tuple[Path, int]] = []
     for package in ("manimgx_fonts", "noto_cjk_sans_otc"):
@@ -85,6 +120,15 @@ def _font_files() -> list[tuple[Path, int]]:
             elif entry.name.endswith(".ttc"):
                 # Proportional faces JP, KR, SC, TC, HK come first; the Mono faces after them are not needed.
                 files.extend((Path(str(entry)), index) for index in range(5))
+    # Last: a script's letters come from its Noto face even where DejaVu Sans has them too.
+    try:
+        math_dir = resources.files("matplotlib") / "mpl-data" / "fonts" / "ttf"
+        files.extend((Path(str(math_dir / name)), 0) for name in _MATH_FILES)
+    except ModuleNotFoundError as exc:
+        raise RenderError(
+            "matplotlib (which ships the math font DejaVu Sans) is not installed",
+            hint="reinstall deepsynth (`pip install -e .`): it depends on matplotlib",
+        ) from exc
     return files
 
 
@@ -97,9 +141,12 @@ def _load_fonts(extra_dirs: tuple[Path, ...]) -> tuple[_Font, ...]:
         if not found:
             raise RenderError(f"no .ttf or .otf font in {directory}", hint="check `render.font_dirs`")
         paths.extend((path, 0) for path in found)
+    # An empty custom font manager opens the files: `skia.Typeface.MakeFromFile` goes through the default one, which
+    # starts fontconfig and prints its warnings about the system's configuration, although no system font is used.
+    manager = skia.FontMgr.New_Custom_Empty()
     fonts: list[_Font] = []
     for path, index in paths:
-        typeface = skia.Typeface.MakeFromFile(str(path), index)
+        typeface = manager.makeFromFile(str(path), index)
         if typeface is None:
             raise RenderError(f"cannot open font {path}", hint="reinstall the font package that ships it")
         if typeface.isItalic():  # upright faces only: an italic "Noto Sans" would compete in matching
@@ -123,9 +170,11 @@ def _family_chain(language: str, families: list[str], primary: str = _LATIN) -> 
     if "CJK" in primary:
         primary = cjk  # the language decides between the JP, KR, SC and TC forms of shared Han characters
     chain = list(dict.fromkeys([primary, _LATIN, cjk]))
+    # The math faces last: DejaVu Sans also has Arabic, Hebrew, Armenian, ... letters, which must come from Noto.
+    # Math runs get the math faces first through their own text style (`PageRenderer._layout`).
     chain += [family for family in families if family not in chain and "CJK" not in family]
     chain += [family for family in families if family not in chain]
-    return chain
+    return [*(family for family in chain if family not in _MATH_FACES), *(f for f in _MATH_FACES if f in families)]
 
 
 def _is_rtl(paragraph: str) -> bool:
@@ -163,23 +212,32 @@ class PageRenderer:
         self._fonts = fonts
         self._script_family: dict[int, str] = {}  # code point -> first family that has a glyph for it
         self._has_glyph: dict[str, bool] = {}  # character -> some font draws it
-        self._line_px = cfg.font_size * cfg.line_height
+        self._styles: dict[str, _Styles] = {}
         self._content_px = cfg.page_size - 2 * cfg.margin
-        self._lines_per_page = int(self._content_px // self._line_px)
+        # The line pitch as the engine lays it out: the strut is forced, so every line of every script is exactly
+        # this tall (whole pixels: 23 px at 18 px x 1.3, not 23.4) and a paragraph of n lines is n pitches tall.
+        self._line_px = 1  # until measured, just below
+        self._line_px = round(self._layout("x", "en")[0].Height)
+        self._lines_per_page = self._content_px // self._line_px if self._content_px > 0 else 0
         if self._lines_per_page < 1:
             raise RenderError(
                 f"a {cfg.page_size}px page with {cfg.margin}px margins cannot hold one line of {cfg.font_size}px text",
                 hint="lower render.font_size or render.margin, or raise render.page_size",
             )
-        self._styles: dict[str, tuple[skia.textlayout_ParagraphStyle, skia.textlayout_TextStyle]] = {}
         # Draw straight into a greyscale buffer that numpy shares: no RGBA pass, no copy before encoding.
         self._pixels = np.zeros((cfg.page_size, cfg.page_size), np.uint8)
         info = skia.ImageInfo.Make(cfg.page_size, cfg.page_size, skia.kGray_8_ColorType, skia.kOpaque_AlphaType)
         self._surface = skia.Surface.MakeRasterDirect(info, self._pixels)
+        self._probe: tuple[np.ndarray, skia.Surface] | None = None  # colour surface of one line, made on first use
 
     @property
     def lines_per_page(self) -> int:
         return self._lines_per_page
+
+    @property
+    def line_pitch(self) -> int:
+        """Pixels from one line's top to the next one's, as SkParagraph lays lines out."""
+        return self._line_px
 
     def _primary_family(self, paragraph: str) -> str:
         """The family for the paragraph's first letter outside Latin, Greek and Cyrillic (Noto Sans has those)."""
@@ -194,16 +252,19 @@ class PageRenderer:
             return family
         return _LATIN
 
-    def _style(
-        self, language: str, rtl: bool, primary: str
-    ) -> tuple[skia.textlayout_ParagraphStyle, skia.textlayout_TextStyle]:
+    def _text_style(self, language: str, families: list[str], color: int) -> skia.textlayout_TextStyle:
+        text_style = skia.textlayout_TextStyle()
+        text_style.setFontSize(self.cfg.font_size)
+        text_style.setFontFamilies(families)
+        text_style.setColor(color)
+        text_style.setLocale(language if language != "und" else "en")
+        return text_style
+
+    def _style(self, language: str, rtl: bool, primary: str) -> _Styles:
         key = f"{language}|{rtl}|{primary}"
         if key not in self._styles:
-            text_style = skia.textlayout_TextStyle()
-            text_style.setFontSize(self.cfg.font_size)
-            text_style.setFontFamilies(_family_chain(language, self._families, primary))
-            text_style.setColor(skia.ColorBLACK)
-            text_style.setLocale(language if language != "und" else "en")
+            chain = _family_chain(language, self._families, primary)
+            math_chain = [*(f for f in chain if f in _MATH_FACES), *(f for f in chain if f not in _MATH_FACES)]
             strut = skia.textlayout_StrutStyle()
             strut.setStrutEnabled(True)
             strut.setForceStrutHeight(True)
@@ -211,83 +272,158 @@ class PageRenderer:
             strut.setFontSize(self.cfg.font_size)
             strut.setHeight(self.cfg.line_height)
             strut.setHeightOverride(True)
+            text_style = self._text_style(language, chain, skia.ColorBLACK)
             paragraph_style = skia.textlayout_ParagraphStyle()
             paragraph_style.setTextStyle(text_style)
             paragraph_style.setStrutStyle(strut)
             paragraph_style.setTextAlign(skia.textlayout_TextAlign.kRight if rtl else skia.textlayout_TextAlign.kLeft)
-            self._styles[key] = (paragraph_style, text_style)
+            self._styles[key] = _Styles(
+                paragraph_style,
+                text_style,
+                self._text_style(language, math_chain, skia.ColorBLACK),
+                # Only the colour differs, and SkParagraph shapes and breaks across runs that differ only in colour
+                # as if they were one: the probes of `_chars_on_first_lines` lay out exactly like the paragraph.
+                (self._text_style(language, chain, _PROBE_BEFORE), self._text_style(language, chain, _PROBE_AFTER)),
+            )
         return self._styles[key]
 
     def _layout(self, text: str, language: str) -> tuple[skia.textlayout_Paragraph, int]:
         """Lay one paragraph out at the content width; returns it and its number of lines."""
         rtl = _is_rtl(text)
-        paragraph_style, text_style = self._style(language, rtl, self._primary_family(text))
-        builder = skia.textlayout_ParagraphBuilder.make(paragraph_style, self._collection, self._unicode)
-        builder.pushStyle(text_style)
-        builder.addText(f"{_RLE}{text}{_PDF}" if rtl else text)
+        styles = self._style(language, rtl, self._primary_family(text))
+        builder = skia.textlayout_ParagraphBuilder.make(styles.paragraph, self._collection, self._unicode)
+        builder.pushStyle(styles.text)
+        if rtl:
+            builder.addText(_RLE)
+        start = 0
+        for run in _MATH_RUNS.finditer(text):  # math symbols from the math face, upright, in every script
+            builder.addText(text[start : run.start()])
+            builder.pushStyle(styles.math)
+            builder.addText(run.group())
+            builder.pop()
+            start = run.end()
+        builder.addText(text[start:])
+        if rtl:
+            builder.addText(_PDF)
         paragraph = builder.Build()
         paragraph.layout(self._content_px)
-        return paragraph, max(1, round(paragraph.Height / self._line_px))
+        return paragraph, self._lines_of(paragraph)
 
-    def _chars_on_first_lines(self, text: str, language: str, lines: int) -> int:
-        """How many characters of `text` fill its first `lines` lines.
+    def _lines_of(self, paragraph: skia.textlayout_Paragraph) -> int:
+        return max(1, round(float(paragraph.Height) / self._line_px))
 
-        Line breaking is greedy, so a prefix breaks exactly like the whole paragraph up to its last line:
-        the longest word prefix that still fits in `lines` lines is what those lines show.
+    def _chars_on_first_lines(self, text: str, language: str, lines: int, total_lines: int | None = None) -> int:
+        """How many characters of `text` its first `lines` lines show (the line ends the page budget cut at).
+
+        skia-python 144 exposes no line metrics (no `getLineMetrics`, no text ranges), so the engine is asked by
+        colour: the paragraph is laid out with its first k characters in one colour and the rest in another, and
+        the largest k whose colour leaves line `lines + 1` without ink is where that line starts. Colour does not
+        change shaping or line breaking, so this holds in every script, including those without spaces (CJK,
+        Thai) and right-to-left ones; indices are Python code points, never UTF-8 or UTF-16 offsets.
+
+        Speed: a probe lays out only `text[:k + _PROBE_WINDOW]` (where line `lines + 1` starts does not depend on
+        text a whole window further on), and the search starts from the proportional estimate when
+        `total_lines` (the paragraph's line count) is given.
         """
-        words = text.split(" ")
-        low, high = 0, len(words)  # invariant: words[:low] fits
-        while low < high:
-            middle = (low + high + 1) // 2
-            if self._layout(" ".join(words[:middle]), language)[1] <= lines:
-                low = middle
+        if lines <= 0:
+            return 0
+        rtl = _is_rtl(text)
+        styles = self._style(language, rtl, self._primary_family(text))
+        before, after = styles.probe
+        if self._probe is None:
+            rows = self._line_px
+            pixels = np.zeros((rows, self._content_px, 4), np.uint8)
+            info = skia.ImageInfo.Make(self._content_px, rows, skia.kRGBA_8888_ColorType, skia.kOpaque_AlphaType)
+            self._probe = (pixels, skia.Surface.MakeRasterDirect(info, pixels))
+        pixels, surface = self._probe
+        # The band of line `lines + 1`, less its top quarter, where the descenders of the line above may reach.
+        skip = math.ceil(self._line_px / 4)
+        top = lines * self._line_px + skip
+
+        def first_part_reaches_next_line(k: int) -> bool:
+            builder = skia.textlayout_ParagraphBuilder.make(styles.paragraph, self._collection, self._unicode)
+            builder.pushStyle(before)
+            builder.addText((_RLE if rtl else "") + text[:k])
+            builder.pop()
+            builder.pushStyle(after)
+            builder.addText(text[k : k + _PROBE_WINDOW] + (_PDF if rtl else ""))
+            paragraph = builder.Build()
+            paragraph.layout(self._content_px)
+            canvas = surface.getCanvas()
+            canvas.clear(skia.ColorWHITE)
+            paragraph.paint(canvas, 0, -top)
+            # The first part is red: only its ink darkens the blue channel.
+            return bool((pixels[: self._line_px - skip, :, 2] < 160).any())
+
+        # Invariant: k = low leaves the next line without the first colour; k = high does not.
+        low, high = 0, len(text)
+        if total_lines:
+            estimate, span = len(text) * lines // total_lines, max(64, 2 * len(text) // total_lines)
+            low, high = max(0, estimate - span), min(len(text), estimate + span)
+            if low > 0 and first_part_reaches_next_line(low):
+                low = 0
+            if high < len(text) and not first_part_reaches_next_line(high):
+                high = len(text)
+        while high - low > 1:
+            middle = (low + high) // 2
+            if first_part_reaches_next_line(middle):
+                high = middle
             else:
-                high = middle - 1
-        return len(" ".join(words[:low]))
+                low = middle
+        return len(text[:low].rstrip())
 
     def render(self, text: str, language: str = "und") -> RenderedDocument:
-        """Render `text` into at most `cfg.max_pages` pages; count what does not fit instead of hiding it."""
+        """Render `text` into at most `cfg.max_pages` pages; count what does not fit instead of hiding it.
+
+        Every line lies whole on one page: lines are placed at the engine's own pitch, and a line that does not
+        fit above the bottom margin starts the next page.
+        """
         cfg = self.cfg
         blocks = paragraphs_of(text)
         chars_total = sum(len(block) for block in blocks)
-        gap_lines = cfg.paragraph_spacing
+        pitch = self._line_px
+        gap_px = cfg.paragraph_spacing * pitch
         canvas = self._surface.getCanvas()
         pages: list[bytes] = []
-        line = 0.0  # position on the current page, in lines (paragraph gaps may be fractional)
+        y = 0.0  # pixels used on the current page, from the top of the content box
         page_open = False
         dropped = 0
 
         def new_page() -> None:
-            nonlocal page_open, line
+            nonlocal page_open, y
             if page_open:
                 pages.append(self._encode())
             canvas.clear(skia.ColorWHITE)
-            page_open, line = True, 0.0
+            page_open, y = True, 0.0
 
         new_page()
         drawn = blocks
         for index, block in enumerate(blocks):
-            if index and line > 0:
-                line += gap_lines
+            if index and y > 0:
+                y += gap_px
             paragraph, n_lines = self._layout(block, language)
             done = 0  # lines of this paragraph already painted
             while done < n_lines:
-                room = int(self._lines_per_page - line + 1e-6)
+                room = int((self._content_px - y) / pitch + 1e-9)
                 if room <= 0:
                     if len(pages) + 1 >= cfg.max_pages:
                         break
                     new_page()
                     continue
                 take = min(room, n_lines - done)
-                top = cfg.margin + line * self._line_px
+                top = cfg.margin + y
+                # Clip only where the paragraph goes on across a page break (to whole line boxes); at its own
+                # first and last line, accents and marks that rise or hang beyond the line box stay whole.
+                clip_top = top if done else 0.0
+                clip_bottom = top + take * pitch if done + take < n_lines else float(cfg.page_size)
                 canvas.save()
-                canvas.clipRect(skia.Rect.MakeXYWH(0, top, cfg.page_size, take * self._line_px))
-                paragraph.paint(canvas, cfg.margin, top - done * self._line_px)
+                canvas.clipRect(skia.Rect.MakeLTRB(0, clip_top, cfg.page_size, clip_bottom))
+                paragraph.paint(canvas, cfg.margin, top - done * pitch)
                 canvas.restore()
                 done += take
-                line += take
+                y += take * pitch
             if done < n_lines:  # out of pages in the middle of this paragraph
-                kept = self._chars_on_first_lines(block, language, done) if done else 0
+                kept = self._chars_on_first_lines(block, language, done, n_lines)
                 dropped = len(block) - kept + sum(len(rest) for rest in blocks[index + 1 :])
                 drawn = [*blocks[:index], block[:kept]] if kept else blocks[:index]
                 break
@@ -302,12 +438,16 @@ class PageRenderer:
         )
 
     def missing_glyphs(self, text: str) -> int:
-        """How many characters of `text` no loaded font can draw (whitespace, controls and marks excepted)."""
+        """How many characters of `text` no loaded font can draw.
+
+        Spaces, controls, format characters (joiners, bidi marks) and variation selectors draw nothing by design
+        and are not counted; private-use and unassigned code points are, as no shipped font has them.
+        """
         missing = 0
         for char in set(text):
             known = self._has_glyph.get(char)
             if known is None:
-                if char.isspace() or unicodedata.category(char)[0] in "CZ":
+                if unicodedata.category(char) in _INVISIBLE_CATEGORIES or _VARIATION_SELECTORS.match(char):
                     known = True
                 else:
                     code = ord(char)

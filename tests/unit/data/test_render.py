@@ -159,3 +159,61 @@ def test_script_font_comes_first_in_the_chain(renderer: PageRenderer) -> None:
     assert renderer._primary_family(RUSSIAN) == "Noto Sans"
     assert renderer._primary_family("Le " + CHINESE).startswith("Noto Sans CJK")
     assert renderer._primary_family("12, 34.") == "Noto Sans"
+
+
+MATH = "≥≤∑∫⇒∎"
+
+
+def _painted_with(renderer: PageRenderer, text: str, families: list[str]) -> np.ndarray:
+    """`text` laid out with the renderer's paragraph style but only `families` to draw from."""
+    import skia
+
+    styles = renderer._style("en", False, "Noto Sans")
+    builder = skia.textlayout_ParagraphBuilder.make(styles.paragraph, renderer._collection, renderer._unicode)
+    builder.pushStyle(renderer._text_style("en", families, skia.ColorBLACK))
+    builder.addText(text)
+    paragraph = builder.Build()
+    paragraph.layout(renderer._content_px)
+    size = renderer.cfg.page_size
+    pixels = np.zeros((size, size), np.uint8)
+    info = skia.ImageInfo.Make(size, size, skia.kGray_8_ColorType, skia.kOpaque_AlphaType)
+    canvas = skia.Surface.MakeRasterDirect(info, pixels).getCanvas()
+    canvas.clear(skia.ColorWHITE)
+    paragraph.paint(canvas, renderer.cfg.margin, renderer.cfg.margin)
+    return pixels < 128
+
+
+@pytest.mark.parametrize("language", ["en", "zh-Hans", "ar"])
+def test_math_symbols_come_from_the_math_font_in_every_script(renderer: PageRenderer, language: str) -> None:
+    shown = ink(renderer.render(MATH, language).pages[0])
+    assert np.array_equal(shown, _painted_with(renderer, MATH, ["DejaVu Sans"]))
+    assert not np.array_equal(shown, _painted_with(renderer, MATH, ["Noto Sans CJK SC"]))
+    assert renderer.missing_glyphs(MATH) == 0
+
+
+def test_math_symbols_in_a_chinese_paragraph_are_not_the_cjk_forms(renderer: PageRenderer) -> None:
+    shown = ink(renderer.render("中文" + MATH, "zh-Hans").pages[0])
+    # DejaVu Sans has no Han characters: the reference draws 中文 from the CJK face and the symbols from DejaVu.
+    assert np.array_equal(shown, _painted_with(renderer, "中文" + MATH, ["DejaVu Sans", "Noto Sans CJK SC"]))
+    assert not np.array_equal(shown, _painted_with(renderer, "中文" + MATH, ["Noto Sans CJK SC"]))
+
+
+def test_math_runs_keep_the_text_style_around_them(renderer: PageRenderer) -> None:
+    document = renderer.render(f"{ARABIC} ∑ {ARABIC}", "ar")
+    assert document.missing_glyphs == 0
+    # Still right-to-left and joined: the math run did not break the paragraph into pieces.
+    assert bbox(ink(document.pages[0]))[2] >= 512 - 16 - 3
+
+
+@pytest.mark.parametrize(
+    "text,missing",
+    [
+        ("∎ 😀 ⇒ 𝑥", 0),  # end of proof, emoji (Noto Emoji), arrow, mathematical italic (STIX)
+        ("a\u200db\u200ec\ufe0f\u00ad", 0),  # joiner, bidi mark, variation selector, soft hyphen: invisible
+        ("\ue000\ue001 x", 2),  # private use: no shipped font draws it
+        ("\u0378", 1),  # unassigned
+    ],
+)
+def test_missing_glyphs_counts_what_shows_as_a_box(renderer: PageRenderer, text: str, missing: int) -> None:
+    assert renderer.missing_glyphs(text) == missing
+    assert renderer.render(text).missing_glyphs == missing
