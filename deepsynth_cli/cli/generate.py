@@ -99,11 +99,15 @@ def _generate(output: Output, config: Path | None, overrides: Mapping[str, objec
         output.line(f"wrote {len(report.preview_files)} preview page(s) under {cfg.preview}")
     else:
         _show_report(output, report.to_dict())
+    if not output.json_mode:
+        for warning in report.warnings():
+            output.notice(f"warning: {warning}")
 
 
 def _show_report(output: Output, report: dict[str, object]) -> None:
     table = Table(title="deepsynth generate")
-    for column in ("dataset", "split", "rows", "pages", "truncated", "skipped", "compression", "shards"):
+    columns = ("dataset", "split", "rows", "pages", "truncated", "skipped", "compression", "no glyph", "shards")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "split", "skipped") else "right")
     for dataset in report["datasets"]:  # type: ignore[attr-defined]
         for name, split in dataset["splits"].items():
@@ -112,7 +116,7 @@ def _show_report(output: Output, report: dict[str, object]) -> None:
             shards = f"{split['shards']} ({split['shards_written']} new)"
             table.add_row(
                 dataset["dataset"], name, str(split["rows"]), str(split["pages"]), str(split["truncated_rows"]),
-                skipped, compression, shards,
+                skipped, compression, str(split["missing_glyphs"]), shards,
             )  # fmt: skip
     output.table(table)
     for dataset in report["datasets"]:  # type: ignore[attr-defined]

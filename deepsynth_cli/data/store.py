@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
+from deepsynth_cli.data.rendered import default_repo_id
 from deepsynth_cli.data.shards import DATA_DIR
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.settings import Settings
@@ -74,7 +75,7 @@ def resolve_dataset(name: str, settings: Settings) -> DatasetLocation:
             return DatasetLocation(name=name.split("/")[1], kind="hub", repo_id=name)
         looked.append(f"hf://datasets/{name}")
     elif settings.hf_username and "/" not in name:
-        repo_id = f"{settings.hf_username}/deepsynth-{name}"
+        repo_id = str(default_repo_id(settings.hf_username, name))
         if _repo_exists(repo_id, settings):
             return DatasetLocation(name=name, kind="hub", repo_id=repo_id)
         looked.append(f"hf://datasets/{repo_id}")
@@ -103,38 +104,11 @@ def load_split(location: DatasetLocation, split: str, settings: Settings, *, str
         ) from error
 
 
-MANIFEST_FILE = "manifest.json"
-
-
 def read_manifest(location: DatasetLocation, settings: Settings) -> dict[str, Any] | None:
-    """The dataset's `manifest.json` (render settings, counts), or None when it has none."""
-    import json
+    """The dataset's manifest, or None when it has none (read by `rendered.read_manifest`, its one reader)."""
+    from deepsynth_cli.data.rendered import read_manifest as read
 
-    if location.kind == "local":
-        path = Path(str(location.path)) / MANIFEST_FILE
-        if not path.is_file():
-            return None
-    else:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
-
-        try:
-            path = Path(
-                hf_hub_download(
-                    str(location.repo_id),
-                    MANIFEST_FILE,
-                    repo_type="dataset",
-                    revision=location.revision,
-                    token=_token(settings),
-                )
-            )
-        except EntryNotFoundError:
-            return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise DatasetError(f"{location}: {MANIFEST_FILE} is not valid JSON", hint="rerun generate") from error
-    return manifest if isinstance(manifest, dict) else None
+    return read(location, settings)
 
 
 def require_columns(

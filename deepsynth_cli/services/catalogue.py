@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deepsynth_cli.data.registry import list_registry
+from deepsynth_cli.data.rendered import REPO_PREFIX, default_repo_id
+from deepsynth_cli.errors import DeepsynthError
 from deepsynth_cli.settings import Settings
-
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -50,10 +49,11 @@ class Catalogue:
 
 def local_rows(folder: Path) -> dict[str, int]:
     """Rows per split recorded by the folder's manifest; empty when there is none (or it is unreadable)."""
+    from deepsynth_cli.data.rendered import manifest_rows, read_local_manifest
+
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        return {name: int(split["rows"]) for name, split in manifest["splits"].items()}
-    except (OSError, ValueError, KeyError, TypeError):
+        return manifest_rows(read_local_manifest(folder))
+    except (OSError, DeepsynthError):
         return {}
 
 
@@ -67,10 +67,10 @@ def _hub_rows(settings: Settings, keys: list[str]) -> tuple[dict[str, dict[str, 
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
     api = hub_api(token)
     try:
-        existing = {info.id for info in api.list_datasets(author=settings.hf_username, search="deepsynth-")}
+        existing = {info.id for info in api.list_datasets(author=settings.hf_username, search=REPO_PREFIX)}
         found: dict[str, dict[str, int]] = {}
         for key in keys:
-            repo_id = f"{settings.hf_username}/deepsynth-{key}"
+            repo_id = str(default_repo_id(settings.hf_username, key))
             if repo_id in existing:
                 found[key] = repo_rows(api, repo_id) or {}
     except Exception as error:
@@ -92,7 +92,7 @@ def catalogue(settings: Settings) -> Catalogue:
                 splits=list(spec.splits),
                 license=spec.license,
                 local_rows=local_rows(settings.data_dir / spec.key),
-                hub_repo=f"{settings.hf_username}/deepsynth-{spec.key}" if settings.hf_username else None,
+                hub_repo=default_repo_id(settings.hf_username, spec.key),
                 hub_rows=hub_rows.get(spec.key),
             )
         )

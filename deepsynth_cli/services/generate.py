@@ -12,8 +12,6 @@ exactly once. Memory is bounded by the in-flight window and one row group, not b
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import time
@@ -23,22 +21,20 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deepsynth_cli import __version__
 from deepsynth_cli.config import GenerateConfig, RenderConfig
-from deepsynth_cli.data import hub, shards
-from deepsynth_cli.data.card import card_text
+from deepsynth_cli.data import hub, rendered, shards
 from deepsynth_cli.data.hub import HubTarget
-from deepsynth_cli.data.render import PageRenderer, vision_tokens_per_page
+from deepsynth_cli.data.render import PageRenderer
 from deepsynth_cli.data.shards import ShardMeta, ShardWriter
 from deepsynth_cli.data.sources import Document, Source, open_source
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.settings import Settings, get_settings
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = rendered.FORMAT_VERSION
 _BATCH_DOCS = 8  # documents per task sent to a worker: large enough to amortise pickling, small for ordering
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
 
@@ -84,6 +80,9 @@ class SplitReport:
     dropped_chars: int = 0
     text_tokens: int = 0
     vision_tokens: int = 0
+    source_tokens: int = 0
+    missing_glyphs: int = 0
+    missing_chars: str = ""  # a few of the characters no font could draw
     skipped: dict[str, int] = field(default_factory=dict)
     shards: int = 0
     shards_written: int = 0
@@ -96,13 +95,24 @@ class SplitReport:
         self.dropped_chars += meta.dropped_chars
         self.text_tokens += meta.text_tokens
         self.vision_tokens += meta.vision_tokens
+        self.source_tokens += meta.source_tokens
+        self.missing_glyphs += meta.missing_glyphs
+        self.missing_chars = _merge_chars(self.missing_chars, meta.missing_chars)
         for reason, count in meta.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + count
         self.shards += 1
 
     @property
     def compression(self) -> float | None:
-        return round(self.text_tokens / self.vision_tokens, 3) if self.vision_tokens else None
+        return rendered.compression(self.text_tokens, self.vision_tokens)
+
+    @property
+    def missing_glyph_warning(self) -> str | None:
+        """One line naming a few characters with no glyph (shown as boxes), or None when every one was drawn."""
+        if not self.missing_glyphs:
+            return None
+        named = ", ".join(f"{char!r} U+{ord(char):04X}" for char in self.missing_chars)
+        return f"{self.missing_glyphs} drawn character(s) had no glyph in any font and show as boxes ({named})"
 
 
 @dataclass
@@ -115,7 +125,10 @@ class DatasetReport:
     commits: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        splits = {name: {**asdict(split), "compression": split.compression} for name, split in self.splits.items()}
+        splits = {
+            name: {**asdict(split), "compression": split.compression, "warning": split.missing_glyph_warning}
+            for name, split in self.splits.items()
+        }
         skipped: dict[str, int] = {}
         for split in self.splits.values():
             for reason, count in split.skipped.items():
@@ -137,12 +150,23 @@ class DatasetReport:
 class GenerateReport:
     datasets: list[DatasetReport] = field(default_factory=list)
     preview_files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings not tied to one split (preview, languages)
     seconds: float = 0.0
+
+    def warnings(self) -> list[str]:
+        """What the user should know before using the dataset: characters with no glyph, unknown languages."""
+        found = list(self.notes)
+        for dataset in self.datasets:
+            for name, split in dataset.splits.items():
+                if split.missing_glyph_warning:
+                    found.append(f"{dataset.dataset}/{name}: {split.missing_glyph_warning}")
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"datasets": [report.to_dict() for report in self.datasets]}
         if self.preview_files:
             out["preview_files"] = [str(path) for path in self.preview_files]
+        out["warnings"] = self.warnings()
         out["seconds"] = round(self.seconds, 3)
         return out
 
@@ -157,19 +181,70 @@ def _init_worker(render: dict[str, Any], tokenizer: str) -> None:
     _WORKER = (PageRenderer(RenderConfig.model_validate(render)), TextTokenCounter(tokenizer))
 
 
-def _render_batch(batch: list[tuple[str, str] | None]) -> list[tuple[list[bytes], int, int] | None]:
+_MISSING_NAMED = 5  # characters named in a missing-glyph warning
+
+
+@dataclass
+class Rendered:
+    """What a worker sends back for one document: its pages and their accounting."""
+
+    pages: list[bytes]
+    text_tokens: int  # tokens of the text drawn on the pages
+    source_tokens: int  # tokens of the whole document
+    dropped_chars: int
+    missing_glyphs: int
+    missing_chars: str  # up to _MISSING_NAMED of the characters with no glyph
+
+
+def _merge_chars(known: str, more: str) -> str:
+    return "".join(dict.fromkeys(known + more))[:_MISSING_NAMED]
+
+
+def _render_batch(batch: list[tuple[str, str] | None]) -> list[Rendered | None]:
     """Render (text, language) pairs; None entries are skipped rows and stay None."""
     assert _WORKER is not None, "worker not initialised"
     renderer, counter = _WORKER
-    results: list[tuple[list[bytes], int, int] | None] = []
+    results: list[Rendered | None] = []
     for item in batch:
         if item is None:
             results.append(None)
             continue
         text, language = item
         document = renderer.render(text, language)
-        results.append((document.pages, counter.count(text), document.dropped_chars))
+        drawn = document.drawn_text
+        # The pages bound the drawn text, so it is counted in one pass; the source can be any size.
+        drawn_tokens = counter.count(drawn)
+        source_tokens = drawn_tokens if document.dropped_chars == 0 else counter.count_long(text)
+        missing = ""
+        if document.missing_glyphs:
+            missing = "".join(sorted(c for c in set(drawn) if renderer.missing_glyphs(c)))[:_MISSING_NAMED]
+        results.append(
+            Rendered(
+                document.pages, drawn_tokens, source_tokens, document.dropped_chars, document.missing_glyphs, missing
+            )
+        )
     return results
+
+
+class Executor(Protocol):
+    """Where `_render_batch` runs: the local process pool, in process, or (later) remote tasks."""
+
+    def submit(self, fn: Callable[[list[Any]], list[Any]], batch: list[Any], /) -> Future[list[Any]]: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+def make_executor(render_cfg: RenderConfig, tokenizer: str, workers: int) -> Executor:
+    """The renderers: `workers` processes, each with its renderer and token counter built once (in process
+    for one worker). The one place a pool is created."""
+    render = render_cfg.model_dump(mode="json")
+    if workers <= 1:
+        return _InProcess(render, tokenizer)
+    # forkserver, not fork: this process may run the upload thread, and threads do not survive fork().
+    # The server imports this module once, so each worker starts without re-importing skia and pyarrow.
+    context = get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=_init_worker, initargs=(render, tokenizer))
 
 
 class _InProcess:
@@ -178,9 +253,9 @@ class _InProcess:
     def __init__(self, render: dict[str, Any], tokenizer: str) -> None:
         _init_worker(render, tokenizer)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.set_result(fn(*args))
+    def submit(self, fn: Callable[[list[Any]], list[Any]], batch: list[Any], /) -> Future[list[Any]]:
+        future: Future[list[Any]] = Future()
+        future.set_result(fn(batch))
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -213,7 +288,6 @@ def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
 def fingerprint(cfg: GenerateConfig, source: Source) -> str:
     """Everything that changes what a shard contains. Shards with another fingerprint cannot be mixed in."""
     spec = {
-        "format": FORMAT_VERSION,
         "render": cfg.render.model_dump(mode="json"),
         "tokenizer": cfg.tokenizer,
         "rows_per_shard": cfg.rows_per_shard,
@@ -223,7 +297,7 @@ def fingerprint(cfg: GenerateConfig, source: Source) -> str:
         "summary_column": cfg.summary_column,
         "language": source.language,
     }
-    return hashlib.sha256(json.dumps(spec, sort_keys=True).encode()).hexdigest()[:16]
+    return rendered.fingerprint(spec)
 
 
 def _reusable(meta: ShardMeta | None, limit: int | None) -> bool:
@@ -292,51 +366,17 @@ def _source_label(source: Source) -> dict[str, Any]:
 
 def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
     """Summarise shards (every part, every split) into the manifest of a dataset folder or repo."""
-    per_split: dict[str, SplitReport] = {}
-    parts: set[int] = set()
-    for meta in metas:
-        per_split.setdefault(meta.split, SplitReport()).add(meta)
-        parts.add(meta.part)
-    return {
-        "format_version": FORMAT_VERSION,
+    header = {
         "generator": f"deepsynth {__version__}",
         "dataset": source.name,
         "source": _source_label(source),
         "fingerprint": fp,
         "render": cfg.render.model_dump(mode="json"),
-        "model_geometry": {"vision_tokens_per_page": vision_tokens_per_page(cfg.render.page_size), "tiles": 0},
         "tokenizer": cfg.tokenizer,
         "rows_per_shard": cfg.rows_per_shard,
         "num_shards": cfg.num_shards,
-        "parts_present": sorted(parts),
-        "splits": {
-            name: _split_summary(split) for name, split in sorted(per_split.items(), key=lambda i: _split_order(i[0]))
-        },
     }
-
-
-def _split_summary(split: SplitReport) -> dict[str, Any]:
-    """What a manifest says of a split: contents, not what one run happened to do."""
-    summary = asdict(split)
-    for run_only in ("shards_written", "shards_reused"):
-        summary.pop(run_only)
-    return {**summary, "compression": split.compression}
-
-
-def _split_order(name: str) -> tuple[int, str]:
-    return ({"train": 0, "validation": 1, "test": 2}.get(name, 3), name)
-
-
-def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
-
-
-def write_dataset_files(folder: Path, manifest: dict[str, Any]) -> None:
-    """Write `manifest.json` and the dataset card `README.md` atomically: the folder is ready to push as is."""
-    for name, content in ((MANIFEST, _manifest_bytes(manifest)), ("README.md", card_text(manifest).encode())):
-        partial = folder / f".{name}.partial"
-        partial.write_bytes(content)
-        partial.replace(folder / name)
+    return rendered.build_manifest(metas, header, cfg.render.page_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -374,14 +414,13 @@ def _generate_split(
     cfg: GenerateConfig,
     fp: str,
     existing: dict[int, ShardMeta],
-    pool: ProcessPoolExecutor | _InProcess,
+    pool: Executor,
     window: int,
     emit: EventSink,
     on_shard: Callable[[Path, ShardMeta], None] | None = None,
 ) -> SplitReport:
     name = output_split(split)
     report = SplitReport()
-    per_page = vision_tokens_per_page(cfg.render.page_size)
     total = None
     if cfg.max_samples is not None:
         total = _positions_under(cfg.max_samples, cfg.shard_index, cfg.num_shards)
@@ -459,32 +498,32 @@ def _generate_split(
                     reason = item.reason or "unknown"
                     meta.skipped[reason] = meta.skipped.get(reason, 0) + 1
                     continue
-                pages, text_tokens, dropped = result
                 document = item.document
-                vision_tokens = per_page * len(pages)
-                current.writer.add(
-                    {
-                        "pages": shards.page_images(pages),
-                        "text": document.text,
-                        "summary": document.summary,
-                        "language": document.language,
-                        "source_dataset": source.name,
-                        "source_split": split,
-                        "source_id": document.source_id,
-                        "num_pages": len(pages),
-                        "text_tokens": text_tokens,
-                        "vision_tokens": vision_tokens,
-                        "truncated": dropped > 0,
-                        "dropped_chars": dropped,
-                    }
+                row = rendered.build_row(
+                    pages=result.pages,
+                    text=document.text,
+                    summary=document.summary,
+                    language=document.language,
+                    source_dataset=source.name,
+                    source_split=split,
+                    source_id=document.source_id,
+                    text_tokens=result.text_tokens,
+                    source_tokens=result.source_tokens,
+                    dropped_chars=result.dropped_chars,
+                    missing_glyphs=result.missing_glyphs,
+                    page_size=cfg.render.page_size,
                 )
+                current.writer.add(row)
                 meta.rows += 1
-                meta.pages += len(pages)
-                meta.text_tokens += text_tokens
-                meta.vision_tokens += vision_tokens
-                meta.truncated_rows += dropped > 0
-                meta.dropped_chars += dropped
-                pages_now += len(pages)
+                meta.pages += row["num_pages"]
+                meta.text_tokens += row["text_tokens"]
+                meta.source_tokens += row["source_tokens"]
+                meta.vision_tokens += row["vision_tokens"]
+                meta.truncated_rows += row["truncated"]
+                meta.dropped_chars += row["dropped_chars"]
+                meta.missing_glyphs += row["missing_glyphs"]
+                meta.missing_chars = _merge_chars(meta.missing_chars, result.missing_chars)
+                pages_now += row["num_pages"]
             emit(Advanced(source.name, name, len(batch), pages_now))
         if current is not None:
             finish(current, stream_end["end"])
@@ -501,9 +540,11 @@ def _generate_split(
     return report
 
 
-def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRenderer) -> list[Path]:
-    """Render the first usable documents of each split to PNG files, to see what the model will see."""
+def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRenderer, notes: list[str]) -> list[Path]:
+    """Render the first usable documents of each split to PNG files, to see what the model will see. A page
+    with characters no font can draw adds a line to `notes`."""
     written: list[Path] = []
+    missing, chars = 0, ""
     folder = target / source.name
     folder.mkdir(parents=True, exist_ok=True)
     for split in cfg.splits or source.splits():
@@ -513,14 +554,21 @@ def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRe
                 break
             if skip_reason(document, cfg):
                 continue
-            rendered = renderer.render(document.text, document.language)
+            drawn_doc = renderer.render(document.text, document.language)
+            if drawn_doc.missing_glyphs:
+                missing += drawn_doc.missing_glyphs
+                drawn = drawn_doc.drawn_text
+                chars = _merge_chars(chars, "".join(sorted(c for c in set(drawn) if renderer.missing_glyphs(c))))
             stem = re.sub(r"[^\w.-]+", "_", document.source_id)[:60]
-            for number, page in enumerate(rendered.pages, start=1):
+            for number, page in enumerate(drawn_doc.pages, start=1):
                 suffix = "png" if cfg.render.image_format == "png" else "webp"
                 path = folder / f"{output_split(split)}-{shown:03d}-{stem}-page{number}.{suffix}"
                 path.write_bytes(page)
                 written.append(path)
             shown += 1
+    if missing:
+        warning = SplitReport(missing_glyphs=missing, missing_chars=chars).missing_glyph_warning
+        notes.append(f"{source.name} (preview): {warning}")
     return written
 
 
@@ -547,23 +595,12 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
     if cfg.preview is not None:
         renderer = PageRenderer(cfg.render)
         for source in sources:
-            report.preview_files += _preview(source, cfg, cfg.preview, renderer)
+            report.preview_files += _preview(source, cfg, cfg.preview, renderer, report.notes)
         report.seconds = time.perf_counter() - started
         return report
 
     stores = [_plan_store(cfg, settings, source, keep_local) for source in sources]
-    render = cfg.render.model_dump(mode="json")
-    pool: ProcessPoolExecutor | _InProcess
-    if cfg.num_workers > 1:
-        # forkserver, not fork: this process may run the upload thread, and threads do not survive fork().
-        # The server imports this module once, so each worker starts without re-importing skia and pyarrow.
-        context = get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        pool = ProcessPoolExecutor(
-            cfg.num_workers, mp_context=context, initializer=_init_worker, initargs=(render, cfg.tokenizer)
-        )
-    else:
-        pool = _InProcess(render, cfg.tokenizer)
+    pool = make_executor(cfg.render, cfg.tokenizer, cfg.num_workers)
     window = 2 * cfg.num_workers
     try:
         for source, store in zip(sources, stores, strict=True):
@@ -598,7 +635,7 @@ def _plan_store(cfg: GenerateConfig, settings: Settings, source: Source, keep_lo
     if cfg.store == "local":
         return local
     token = settings.hf_token.get_secret_value() if settings.hf_token else None
-    repo_id = cfg.repo_id or (f"{settings.hf_username}/deepsynth-{source.name}" if settings.hf_username else None)
+    repo_id = cfg.repo_id or rendered.default_repo_id(settings.hf_username, source.name)
     if not token or not repo_id:
         if cfg.store == "hub":
             missing = "HF_TOKEN" if not token else "HF_USERNAME (or --repo-id)"
@@ -617,7 +654,7 @@ def _generate_dataset(
     source: Source,
     cfg: GenerateConfig,
     store: _Store,
-    pool: ProcessPoolExecutor | _InProcess,
+    pool: Executor,
     window: int,
     emit: EventSink,
 ) -> DatasetReport:
@@ -681,7 +718,7 @@ def _generate_dataset(
     if store.target is None or not store.staging:
         folder.mkdir(parents=True, exist_ok=True)
         manifest = build_manifest(shards.scan(folder).values(), cfg, source, fp)
-        write_dataset_files(folder, manifest)
+        rendered.write_dataset_files(folder, manifest)
     if store.target is not None and uploader is not None:
         described = _describe_repo(api, store.target, uploader, cfg, source, fp, retry)
         report.uploaded_bytes = uploader.bytes_uploaded
@@ -694,7 +731,7 @@ def _describe_repo(
     api: Any, target: HubTarget, uploader: hub.ShardUploader, cfg: GenerateConfig, source: Source, fp: str,
     retry: hub.Retry,
 ) -> int:  # fmt: skip
-    """Write manifest.json and README.md for every part in the repo, not just this machine's.
+    """Write the manifest and the card for every part in the repo, not just this machine's.
 
     Machines splitting the work finish in any order; each one describes what it sees. Reading the parts again
     after the upload catches a machine that committed meanwhile, so the last description covers everything.
@@ -707,7 +744,7 @@ def _describe_repo(
         if remote == described:
             break
         manifest = build_manifest([meta for _, meta in hub.all_metas_named(remote)], cfg, source, fp)
-        files = {MANIFEST: _manifest_bytes(manifest), "README.md": card_text(manifest).encode()}
+        files = rendered.dataset_files(manifest)
         hub.upload_files(api, target, files, f"deepsynth: describe {source.name} ({len(remote)} part(s))", retry)
         described, commits = remote, commits + 1
     return commits

@@ -188,5 +188,7 @@ def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, dict[str,
         if item.config.repo_id:
             targets[item.config.repo_id] = "dataset"
         elif settings.hf_username:
-            targets.update({f"{settings.hf_username}/deepsynth-{name}": "dataset" for name in item.config.datasets})
+            from deepsynth_cli.data.rendered import default_repo_id
+
+            targets.update({str(default_repo_id(settings.hf_username, n)): "dataset" for n in item.config.datasets})
     return uses_hub, targets, unnamed
