@@ -34,6 +34,9 @@ class RenderConfig(_Strict):
     image_format: Literal["png", "webp"] = Field("png", description="lossless encoding of the pages")
     png_compress_level: int = Field(1, ge=0, le=9, description="zlib level: 1 is fast, 9 is small")
     font_dirs: list[Path] = Field(default_factory=list, description="extra folders of .ttf/.otf fonts")
+    target_compression: float | None = Field(
+        None, gt=0, le=100, description="pick font_size: full pages carry ~X text tokens per vision token"
+    )
 
 
 class HubConfig(_Strict):

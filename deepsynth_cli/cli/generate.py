@@ -38,6 +38,13 @@ def command(
     rows_per_shard: Annotated[int | None, typer.Option(help="Source rows per Parquet file.")] = None,
     page_size: Annotated[int | None, typer.Option(help="Page side in pixels.", rich_help_panel=_RENDER)] = None,
     font_size: Annotated[float | None, typer.Option(help="Font size in pixels.", rich_help_panel=_RENDER)] = None,
+    target_compression: Annotated[
+        float | None,
+        typer.Option(
+            help="Choose the font size so full pages carry about X text tokens per vision token (not below 10 px).",
+            rich_help_panel=_RENDER,
+        ),
+    ] = None,
     max_pages: Annotated[int | None, typer.Option(help="Page budget per document.", rich_help_panel=_RENDER)] = None,
     store: Annotated[
         str | None, typer.Option(help="auto, local or hub (default: DEEPSYNTH_STORE, auto).", rich_help_panel=_HUB)
@@ -80,6 +87,7 @@ def command(
             "private": private or None,
             "render.page_size": page_size,
             "render.font_size": font_size,
+            "render.target_compression": target_compression,
             "render.max_pages": max_pages,
         }
         _generate(output, config, overrides)
@@ -106,7 +114,7 @@ def _generate(output: Output, config: Path | None, overrides: Mapping[str, objec
 
 def _show_report(output: Output, report: dict[str, object]) -> None:
     table = Table(title="deepsynth generate")
-    columns = ("dataset", "split", "rows", "pages", "truncated", "skipped", "compression", "no glyph", "shards")
+    columns = ("dataset", "split", "font", "rows", "pages", "truncated", "skipped", "compression", "no glyph", "shards")
     for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "split", "skipped") else "right")
     for dataset in report["datasets"]:  # type: ignore[attr-defined]
@@ -115,7 +123,8 @@ def _show_report(output: Output, report: dict[str, object]) -> None:
             compression = f"{split['compression']:.2f}x" if split["compression"] else "-"
             shards = f"{split['shards']} ({split['shards_written']} new)"
             table.add_row(
-                dataset["dataset"], name, str(split["rows"]), str(split["pages"]), str(split["truncated_rows"]),
+                dataset["dataset"], name, f"{dataset['font_size']:g} px", str(split["rows"]), str(split["pages"]),
+                str(split["truncated_rows"]),
                 skipped, compression, str(split["missing_glyphs"]), shards,
             )  # fmt: skip
     output.table(table)

@@ -120,6 +120,8 @@ class DatasetReport:
     dataset: str
     location: str
     splits: dict[str, SplitReport] = field(default_factory=dict)
+    font_size: float | None = None
+    target_compression: float | None = None  # asked for; each split's `compression` is what its rows achieve
     seconds: float = 0.0
     uploaded_bytes: int = 0
     commits: int = 0
@@ -136,6 +138,8 @@ class DatasetReport:
         return {
             "dataset": self.dataset,
             "location": self.location,
+            "font_size": self.font_size,
+            "target_compression": self.target_compression,
             "rows": {name: split.rows for name, split in self.splits.items()},
             "pages": sum(split.pages for split in self.splits.values()),
             "truncated_rows": sum(split.truncated_rows for split in self.splits.values()),
@@ -593,22 +597,55 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
     ]
 
     if cfg.preview is not None:
-        renderer = PageRenderer(cfg.render)
         for source in sources:
-            report.preview_files += _preview(source, cfg, cfg.preview, renderer, report.notes)
+            source_cfg = _fit_compression(cfg, source, emit)
+            renderer = PageRenderer(source_cfg.render)
+            report.preview_files += _preview(source, source_cfg, cfg.preview, renderer, report.notes)
         report.seconds = time.perf_counter() - started
         return report
 
     stores = [_plan_store(cfg, settings, source, keep_local) for source in sources]
-    pool = make_executor(cfg.render, cfg.tokenizer, cfg.num_workers)
+    fitted = [_fit_compression(cfg, source, emit) for source in sources]  # before any rendering: refuse early
     window = 2 * cfg.num_workers
-    try:
-        for source, store in zip(sources, stores, strict=True):
-            report.datasets.append(_generate_dataset(source, cfg, store, pool, window, emit))
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
+    for source, store, source_cfg in zip(sources, stores, fitted, strict=True):
+        pool = make_executor(source_cfg.render, source_cfg.tokenizer, cfg.num_workers)
+        try:
+            dataset = _generate_dataset(source, source_cfg, store, pool, window, emit)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+        dataset.font_size = source_cfg.render.font_size
+        dataset.target_compression = cfg.render.target_compression
+        report.datasets.append(dataset)
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _fit_compression(cfg: GenerateConfig, source: Source, emit: EventSink) -> GenerateConfig:
+    """`cfg` with the font size that meets `render.target_compression` on a sample of this source (unchanged
+    without a target). The sample is the first usable documents of the first split, so every machine and every
+    resumed run choose the same size."""
+    target = cfg.render.target_compression
+    if target is None:
+        return cfg
+    from deepsynth_cli.data.compression import SAMPLE_DOCS, fit_font_size
+
+    split = (cfg.splits or source.splits())[0]
+    texts: list[str] = []
+    language = source.language
+    for document in source.documents(split):
+        if len(texts) >= SAMPLE_DOCS:
+            break
+        if skip_reason(document, cfg) is None:
+            texts.append(document.text)
+            language = document.language
+    fit = fit_font_size(cfg.render, target, texts, language, TextTokenCounter(cfg.tokenizer))
+    emit(
+        Notice(
+            f"{source.name}: font size {fit.font_size} px gives {fit.achieved:.2f}x on full pages of "
+            f"{fit.sample_docs} {split} documents (target {target:g}x)"
+        )
+    )
+    return cfg.model_copy(update={"render": cfg.render.model_copy(update={"font_size": float(fit.font_size)})})
 
 
 @dataclass
