@@ -38,6 +38,16 @@ def command(
     rows_per_shard: Annotated[int | None, typer.Option(help="Source rows per Parquet file.")] = None,
     page_size: Annotated[int | None, typer.Option(help="Page side in pixels.", rich_help_panel=_RENDER)] = None,
     font_size: Annotated[float | None, typer.Option(help="Font size in pixels.", rich_help_panel=_RENDER)] = None,
+    language_column: Annotated[
+        str | None,
+        typer.Option(help="Column holding each row's language (default: a `language` or `lang` column, if any)."),
+    ] = None,
+    min_text_words: Annotated[
+        int | None, typer.Option(help="Skip texts shorter than this many words (a CJK character counts one).")
+    ] = None,
+    min_summary_words: Annotated[
+        int | None, typer.Option(help="Skip summaries shorter than this many words (a CJK character counts one).")
+    ] = None,
     target_compression: Annotated[
         float | None,
         typer.Option(
@@ -88,6 +98,9 @@ def command(
             "render.page_size": page_size,
             "render.font_size": font_size,
             "render.target_compression": target_compression,
+            "language_column": language_column,
+            "min_text_words": min_text_words,
+            "min_summary_words": min_summary_words,
             "render.max_pages": max_pages,
         }
         _generate(output, config, overrides)

@@ -104,6 +104,7 @@ class ShardMeta:
     source_tokens: int = 0  # format 2 (0 in the footers of format-1 shards)
     missing_glyphs: int = 0  # format 2
     missing_chars: str = ""  # format 2: a few of the characters without a glyph, for the warning
+    undetermined_rows: int = 0  # format 2: rows whose language is "und"
     skipped: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> bytes:

@@ -27,9 +27,10 @@ from deepsynth_cli import __version__
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.data import hub, rendered, shards
 from deepsynth_cli.data.hub import HubTarget
+from deepsynth_cli.data.lengths import word_count
 from deepsynth_cli.data.render import PageRenderer
 from deepsynth_cli.data.shards import ShardMeta, ShardWriter
-from deepsynth_cli.data.sources import Document, Source, open_source
+from deepsynth_cli.data.sources import UNDETERMINED_LANGUAGE, Document, Source, open_source
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.settings import Settings, get_settings
@@ -83,6 +84,7 @@ class SplitReport:
     source_tokens: int = 0
     missing_glyphs: int = 0
     missing_chars: str = ""  # a few of the characters no font could draw
+    undetermined_rows: int = 0  # rows whose language is "und"
     skipped: dict[str, int] = field(default_factory=dict)
     shards: int = 0
     shards_written: int = 0
@@ -98,6 +100,7 @@ class SplitReport:
         self.source_tokens += meta.source_tokens
         self.missing_glyphs += meta.missing_glyphs
         self.missing_chars = _merge_chars(self.missing_chars, meta.missing_chars)
+        self.undetermined_rows += meta.undetermined_rows
         for reason, count in meta.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + count
         self.shards += 1
@@ -164,6 +167,11 @@ class GenerateReport:
             for name, split in dataset.splits.items():
                 if split.missing_glyph_warning:
                     found.append(f"{dataset.dataset}/{name}: {split.missing_glyph_warning}")
+                if split.undetermined_rows:
+                    found.append(
+                        f"{dataset.dataset}/{name}: {split.undetermined_rows} row(s) have language 'und': fonts fall "
+                        "back per character and `eval` cannot score them; pass --language or --language-column"
+                    )
         return found
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,9 +288,9 @@ def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
         return "empty_text"
     if not summary:
         return "empty_summary"
-    if len(text) < cfg.min_text_chars:
+    if word_count(text) < cfg.min_text_words:
         return "text_too_short"
-    if len(summary) < cfg.min_summary_chars:
+    if word_count(summary) < cfg.min_summary_words:
         return "summary_too_short"
     if len(summary) >= len(text):
         return "summary_not_shorter_than_text"
@@ -295,8 +303,9 @@ def fingerprint(cfg: GenerateConfig, source: Source) -> str:
         "render": cfg.render.model_dump(mode="json"),
         "tokenizer": cfg.tokenizer,
         "rows_per_shard": cfg.rows_per_shard,
-        "min_text_chars": cfg.min_text_chars,
-        "min_summary_chars": cfg.min_summary_chars,
+        "min_text_words": cfg.min_text_words,
+        "min_summary_words": cfg.min_summary_words,
+        "language_column": cfg.language_column,
         "text_column": cfg.text_column,
         "summary_column": cfg.summary_column,
         "language": source.language,
@@ -527,6 +536,7 @@ def _generate_split(
                 meta.dropped_chars += row["dropped_chars"]
                 meta.missing_glyphs += row["missing_glyphs"]
                 meta.missing_chars = _merge_chars(meta.missing_chars, result.missing_chars)
+                meta.undetermined_rows += document.language == UNDETERMINED_LANGUAGE
                 pages_now += row["num_pages"]
             emit(Advanced(source.name, name, len(batch), pages_now))
         if current is not None:
@@ -592,6 +602,7 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
             summary_column=cfg.summary_column,
             language=cfg.language,
             splits=cfg.splits,
+            language_column=cfg.language_column,
         )
         for name in cfg.datasets
     ]

@@ -99,3 +99,46 @@ def test_one_vision_token_formula_follows_the_model_geometry() -> None:
 def test_default_repo_name_is_built_in_one_place() -> None:
     assert rendered.default_repo_id("alice", "mlsum_fr") == "alice/deepsynth-mlsum_fr"
     assert rendered.default_repo_id(None, "mlsum_fr") is None
+
+
+def test_short_cjk_summaries_are_kept_and_lengths_count_words_in_every_script(
+    generate_cfg: MakeCfg, make_jsonl: Callable[..., Path]
+) -> None:
+    from deepsynth_cli.data.lengths import word_count
+
+    assert word_count("经济增长放缓") == 6 and word_count("Bad film.") == 2 and word_count("Réforme — 2024 !") == 2
+    text = "今年全国经济总体保持稳定，居民收入继续增长，消费市场逐步回暖，对外贸易结构不断优化。" * 2
+    note = "A short English note that says enough words to count."
+    rows = [
+        {"id": "zh", "text": text, "summary": "经济增长放缓", "language": "zh"},
+        {"id": "en", "text": note, "summary": "Bad film.", "lang": "en"},
+        {"id": "one", "text": note, "summary": "Fine."},
+    ]
+    report = generate.run(generate_cfg([str(make_jsonl(rows))]))
+    split = report.datasets[0].splits["train"]
+    assert split.skipped == {"summary_too_short": 1}
+    languages = {row["source_id"]: row["language"] for row in _rows(Path(report.datasets[0].location))}
+    assert languages == {"zh": "zh", "en": "en"}, "a language or lang column gives each row its language"
+
+
+def test_language_column_and_a_warning_for_undetermined_rows(
+    generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, object]]
+) -> None:
+    rows = [{**article(0), "lng": "fr"}, article(1)]
+    path = make_jsonl(rows)
+    report = generate.run(generate_cfg([str(path)], language_column="lng"))
+    assert [row["language"] for row in _rows(Path(report.datasets[0].location))] == ["fr", "und"]
+    (warning,) = [line for line in report.warnings() if "und" in line]
+    assert "1 row(s) have language 'und'" in warning and "--language" in warning
+    assert report.to_dict()["warnings"] == report.warnings()
+
+
+def test_preview_warns_about_characters_without_a_glyph(
+    generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], tmp_path: Path
+) -> None:
+    text = "A proof ends here \u220e and the text goes on for a while so that it is a document. " * 2
+    path = make_jsonl([{"id": "box", "text": text, "summary": "A proof that ends.", "language": "en"}])
+    report = generate.run(generate_cfg([str(path)], preview=tmp_path / "preview"))
+    assert report.preview_files
+    (warning,) = report.warnings()
+    assert "(preview)" in warning and "U+220E" in warning
