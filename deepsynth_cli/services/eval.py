@@ -81,6 +81,8 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
     generation: dict[str, Any] | None = None
     if cfg.mode == "model":
         rows = _sampled_rows(cfg, readers)
+        _fill_languages(cfg, rows)  # before the model loads: an 'und' or unknown language fails now, not after
+        _check_languages(rows)
         emit(Notice(f"loading {cfg.model}"))
         summarizer = _load(cfg)
         model_info = _model_info(cfg, summarizer)
@@ -249,6 +251,14 @@ def _fill_languages(cfg: EvalConfig, rows: list[EvalRow]) -> None:
         )
     for row in unknown:
         row.language = str(cfg.language)
+
+
+def _check_languages(rows: list[EvalRow]) -> None:
+    """Refuse a language scoring does not know before any prediction is generated (`_score` would, after)."""
+    from deepsynth_cli.evaluation.language import language_spec
+
+    for language in sorted({row.language for row in rows}):
+        language_spec(language)
 
 
 def _score(cfg: EvalConfig, rows: list[EvalRow], *, generated: bool) -> list[GroupResult]:

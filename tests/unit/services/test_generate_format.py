@@ -142,3 +142,19 @@ def test_preview_warns_about_characters_without_a_glyph(
     assert report.preview_files
     (warning,) = report.warnings()
     assert "(preview)" in warning and "U+220E" in warning
+
+
+def test_eval_refuses_undetermined_rows_before_loading_any_model(
+    generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, object]], tmp_path: Path
+) -> None:
+    import pytest
+
+    from deepsynth_cli.errors import ConfigError
+    from deepsynth_cli.evaluation.config import EvalConfig
+    from deepsynth_cli.services import eval as eval_service
+
+    path = make_jsonl([article(0), article(1)], name="corpus/test.jsonl")
+    folder = Path(generate.run(generate_cfg([str(path)])).datasets[0].location)
+    cfg = EvalConfig(model=str(tmp_path / "no-such-model"), datasets=[str(folder)], output=tmp_path / "eval")
+    with pytest.raises(ConfigError, match=r"2 rows of .* have no language \('und'\)"):
+        eval_service.run(cfg)  # the model path does not exist: the language check came first
