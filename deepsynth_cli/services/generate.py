@@ -224,9 +224,10 @@ def _render_batch(batch: list[tuple[str, str] | None]) -> list[Rendered | None]:
         text, language = item
         document = renderer.render(text, language)
         drawn = document.drawn_text
-        # The pages bound the drawn text, so it is counted in one pass; the source can be any size.
+        # The pages bound the drawn text, so it is counted in one pass; the source can be any size. When the
+        # pages show the document as it is, one count serves both.
         drawn_tokens = counter.count(drawn)
-        source_tokens = drawn_tokens if document.dropped_chars == 0 else counter.count_long(text)
+        source_tokens = drawn_tokens if drawn == text else counter.count_long(text)
         missing = ""
         if document.missing_glyphs:
             missing = "".join(sorted(c for c in set(drawn) if renderer.missing_glyphs(c)))[:_MISSING_NAMED]
