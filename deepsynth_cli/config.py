@@ -34,6 +34,9 @@ class RenderConfig(_Strict):
     image_format: Literal["png", "webp"] = Field("png", description="lossless encoding of the pages")
     png_compress_level: int = Field(1, ge=0, le=9, description="zlib level: 1 is fast, 9 is small")
     font_dirs: list[Path] = Field(default_factory=list, description="extra folders of .ttf/.otf fonts")
+    target_compression: float | None = Field(
+        None, gt=0, le=100, description="pick font_size: full pages carry ~X text tokens per vision token"
+    )
 
 
 class HubConfig(_Strict):
@@ -60,8 +63,11 @@ class GenerateConfig(_Strict):
     num_shards: int = Field(1, ge=1, le=99999, description="split the work across this many machines")
     shard_index: int = Field(0, ge=0, description="this machine's part, 0 <= shard_index < num_shards")
     rows_per_shard: int = Field(1000, ge=1, le=1_000_000, description="source rows per Parquet file")
-    min_text_chars: int = Field(50, ge=1, description="shorter texts are skipped and counted")
-    min_summary_chars: int = Field(10, ge=1, description="shorter summaries are skipped and counted")
+    language_column: str | None = Field(
+        None, description="column with each row's language (files: `language`/`lang` are used when present)"
+    )
+    min_text_words: int = Field(10, ge=1, description="shorter texts are skipped and counted (data/lengths.py)")
+    min_summary_words: int = Field(2, ge=1, description="shorter summaries are skipped and counted")
     tokenizer: str = Field("deepseek", description="'deepseek' (shipped BPE) or a tokenizer.json / its folder")
     store: Literal["auto", "local", "hub"] | None = Field(None, description="default: DEEPSYNTH_STORE")
     repo_id: str | None = Field(None, description="Hub dataset repo (default: {HF_USERNAME}/deepsynth-{dataset})")

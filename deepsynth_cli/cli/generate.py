@@ -41,6 +41,23 @@ def command(
     rows_per_shard: Annotated[int | None, typer.Option(help="Source rows per Parquet file.")] = None,
     page_size: Annotated[int | None, typer.Option(help="Page side in pixels.", rich_help_panel=_RENDER)] = None,
     font_size: Annotated[float | None, typer.Option(help="Font size in pixels.", rich_help_panel=_RENDER)] = None,
+    language_column: Annotated[
+        str | None,
+        typer.Option(help="Column holding each row's language (default: a `language` or `lang` column, if any)."),
+    ] = None,
+    min_text_words: Annotated[
+        int | None, typer.Option(help="Skip texts shorter than this many words (a CJK character counts one).")
+    ] = None,
+    min_summary_words: Annotated[
+        int | None, typer.Option(help="Skip summaries shorter than this many words (a CJK character counts one).")
+    ] = None,
+    target_compression: Annotated[
+        float | None,
+        typer.Option(
+            help="Choose the font size so full pages carry about X text tokens per vision token (not below 10 px).",
+            rich_help_panel=_RENDER,
+        ),
+    ] = None,
     max_pages: Annotated[int | None, typer.Option(help="Page budget per document.", rich_help_panel=_RENDER)] = None,
     store: Annotated[
         str | None, typer.Option(help="auto, local or hub (default: DEEPSYNTH_STORE, auto).", rich_help_panel=_HUB)
@@ -86,6 +103,10 @@ def command(
             "private": private or None,
             "render.page_size": page_size,
             "render.font_size": font_size,
+            "render.target_compression": target_compression,
+            "language_column": language_column,
+            "min_text_words": min_text_words,
+            "min_summary_words": min_summary_words,
             "render.max_pages": max_pages,
         }
         _generate(output, config, overrides)
@@ -105,11 +126,15 @@ def _generate(output: Output, config: Path | None, overrides: Mapping[str, objec
         output.line(f"wrote {len(report.preview_files)} preview page(s) under {cfg.preview}")
     else:
         _show_report(output, report.to_dict())
+    if not output.json_mode:
+        for warning in report.warnings():
+            output.notice(f"warning: {warning}")
 
 
 def _show_report(output: Output, report: dict[str, object]) -> None:
     table = Table(title="deepsynth generate")
-    for column in ("dataset", "split", "rows", "pages", "truncated", "skipped", "compression", "shards"):
+    columns = ("dataset", "split", "font", "rows", "pages", "truncated", "skipped", "compression", "no glyph", "shards")
+    for column in columns:
         table.add_column(column, justify="left" if column in ("dataset", "split", "skipped") else "right")
     for dataset in report["datasets"]:  # type: ignore[attr-defined]
         for name, split in dataset["splits"].items():
@@ -117,8 +142,9 @@ def _show_report(output: Output, report: dict[str, object]) -> None:
             compression = f"{split['compression']:.2f}x" if split["compression"] else "-"
             shards = f"{split['shards']} ({split['shards_written']} new)"
             table.add_row(
-                dataset["dataset"], name, str(split["rows"]), str(split["pages"]), str(split["truncated_rows"]),
-                skipped, compression, shards,
+                dataset["dataset"], name, f"{dataset['font_size']:g} px", str(split["rows"]), str(split["pages"]),
+                str(split["truncated_rows"]),
+                skipped, compression, str(split["missing_glyphs"]), shards,
             )  # fmt: skip
     output.table(table)
     for dataset in report["datasets"]:  # type: ignore[attr-defined]

@@ -4,6 +4,7 @@ that says what the rows are, how they were made and where the text came from."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 _SIZE_CATEGORIES = ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M"))
@@ -25,8 +26,32 @@ def _hub_license(license_text: str | None) -> str:
     return first if first in known else "other"
 
 
-def card_text(manifest: dict[str, Any]) -> str:
-    """README.md for a dataset folder or repo, built from its manifest."""
+def _dataset_info(splits: dict[str, Any], folder: Path) -> dict[str, Any]:
+    """`dataset_info` as `push_to_hub` writes it: features and, per split, rows and bytes on disk.
+
+    `datasets.load_dataset(folder)` hashes the card's `dataset_info` (with the `configs:` block, the data-file
+    patterns it also hashes are the same for every folder), so these content-derived figures make its cache key
+    follow the rows: a regenerated folder, or another folder of the same name, is not served from a stale cache.
+    """
+    from deepsynth_cli.data.rendered import local_shards
+    from deepsynth_cli.data.shards import hf_features_yaml
+
+    files = local_shards(folder)
+    sizes = {name: sum(path.stat().st_size for path in files.get(name, [])) for name in splits}
+    return {
+        "features": hf_features_yaml(),
+        "splits": [
+            {"name": name, "num_bytes": sizes[name], "num_examples": int(split["rows"])}
+            for name, split in splits.items()
+        ],
+        "download_size": sum(sizes.values()),
+        "dataset_size": sum(sizes.values()),
+    }
+
+
+def card_text(manifest: dict[str, Any], folder: Path | None = None) -> str:
+    """README.md for a dataset folder or repo, built from its manifest; with the `folder` holding the shards,
+    its `dataset_info` records their rows and bytes (see `_dataset_info`)."""
     from huggingface_hub import DatasetCardData
 
     source = manifest.get("source", {})
@@ -34,6 +59,9 @@ def card_text(manifest: dict[str, Any]) -> str:
     total = sum(int(split["rows"]) for split in splits.values())
     language = source.get("language") or "und"
     render = manifest.get("render", {})
+    extra: dict[str, Any] = {}
+    if folder is not None:
+        extra["dataset_info"] = _dataset_info(splits, folder)
     data = DatasetCardData(
         language=[language.split("-")[0]] if language != "und" else None,
         license=_hub_license(source.get("license")),
@@ -54,10 +82,11 @@ def card_text(manifest: dict[str, Any]) -> str:
             "render": render,
             "vision_tokens_per_page": manifest.get("model_geometry", {}).get("vision_tokens_per_page"),
         },
+        **extra,
     )
     rows = "\n".join(
         f"| {name} | {split['rows']} | {split['pages']} | {split['truncated_rows']} | "
-        f"{sum(split['skipped'].values())} | {split.get('compression') or '-'} |"
+        f"{sum(split['skipped'].values())} | {split.get('compression') or '-'} | {split.get('missing_glyphs', '-')} |"
         for name, split in splits.items()
     )
     origin = source.get("hub_id") or source.get("name")
@@ -76,13 +105,17 @@ Source: `{origin}`{config}, language `{language}`. Licence of the source: {sourc
 Splits are kept apart: the rows of a split come only from the source split of the same name (`source_split`
 keeps the original name).
 
-| split | rows | pages | truncated rows | skipped rows | text/vision tokens |
-|---|---|---|---|---|---|
+| split | rows | pages | truncated rows | skipped rows | compression | characters with no glyph |
+|---|---|---|---|---|---|---|
 {rows}
 
+Compression is the tokens of the text drawn on the pages per vision token.
+
 Columns: `pages` (list of images), `text` (the whole document, also where the pages ran out), `summary`,
-`language`, `source_dataset`, `source_split`, `source_id`, `num_pages`, `text_tokens`, `vision_tokens`,
-`truncated`, `dropped_chars` (characters that did not fit in {render.get("max_pages")} pages).
+`language`, `source_dataset`, `source_split`, `source_id`, `num_pages`, `text_tokens` (tokens of the text drawn
+on the pages), `vision_tokens`, `truncated`, `dropped_chars` (characters that did not fit in
+{render.get("max_pages")} pages), `source_tokens` (tokens of the whole document) and `missing_glyphs` (drawn
+characters no font could draw, shown as boxes).
 
 ```python
 from datasets import load_dataset

@@ -4,7 +4,7 @@ Layout of a dataset repo (the same as a local dataset folder, so either can be p
 
     data/{split}-{part:05d}-of-{parts:05d}-{chunk:05d}.parquet   shards (see shards.py)
     deepsynth/part-{part:05d}-of-{parts:05d}.json                what each machine's shards cover
-    manifest.json                                                 summary of every part
+    rendered.MANIFEST_FILE                                        summary of every part
     README.md                                                     dataset card
 
 A machine only ever writes its own shards and its own part file, in the same commit, so the part file always
@@ -329,9 +329,10 @@ def repo_rows(api: Any, repo_id: str) -> dict[str, int] | None:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, RepositoryNotFoundError
 
+    from deepsynth_cli.data.rendered import MANIFEST_FILE, manifest_rows
+
     try:
-        path = hf_hub_download(repo_id, "manifest.json", repo_type="dataset", token=api.token)
+        path = hf_hub_download(repo_id, MANIFEST_FILE, repo_type="dataset", token=api.token)
     except (RepositoryNotFoundError, EntryNotFoundError):
         return None
-    manifest = json.loads(Path(path).read_text(encoding="utf-8"))
-    return {name: int(split["rows"]) for name, split in manifest.get("splits", {}).items()}
+    return manifest_rows(json.loads(Path(path).read_text(encoding="utf-8")))

@@ -1,6 +1,6 @@
 """Read a rendered dataset on the Hub by the byte ranges a job needs, never by downloading it whole.
 
-`list_hub_dataset` costs one file listing, `manifest.json` and the part files (a few KB that give every shard's
+`list_hub_dataset` costs one file listing, the manifest and the part files (a few KB that give every shard's
 row count, so a shard need not be opened to be counted). `HubDataset.open_shard` opens one Parquet shard as a
 file whose every read is one HTTP range request: pyarrow then fetches its footer, and afterwards only the column
 chunks it is asked for (the text column of a shard, the pages of one 16-row row group). `validate` reads a sample
@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
-from deepsynth_cli.data.shards import DATA_DIR, parse_shard_name
-from deepsynth_cli.data.store import MANIFEST_FILE, DatasetLocation
+from deepsynth_cli.data.rendered import MANIFEST_FILE, split_of
+from deepsynth_cli.data.shards import DATA_DIR
+from deepsynth_cli.data.store import DatasetLocation
 from deepsynth_cli.settings import Settings
 
 if TYPE_CHECKING:
@@ -25,10 +26,7 @@ if TYPE_CHECKING:
 _BLOCK_SIZE = 2**16
 
 
-def split_of(name: str) -> str:
-    """The split a shard file belongs to, from its name (`test-00000-of-00001-00000.parquet` -> `test`)."""
-    parsed = parse_shard_name(name)
-    return str(parsed["split"]) if parsed else name.split("-")[0]
+__all__ = ["HubDataset", "list_hub_dataset", "split_of"]
 
 
 @dataclass(frozen=True)

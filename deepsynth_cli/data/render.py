@@ -486,10 +486,7 @@ def encode_png_gray(pixels: np.ndarray, level: int) -> bytes:
 
 
 def vision_tokens_per_page(page_size: int) -> int:
-    """Tokens DeepSeek-OCR-2 spends on one page shown as a single global view (no tiles).
+    """Tokens DeepSeek-OCR-2 spends on one page shown as a single global view (`rendered`'s one formula)."""
+    from deepsynth_cli.data.rendered import vision_tokens_per_page as per_page
 
-    The count is fixed by the learned queries, not the pixels: 256 for a view larger than 768 px, 144 up to
-    768 px, plus one view separator (notes/deepseek-ocr2.md).
-    """
-    cells = math.ceil(page_size / 16 / 4) ** 2
-    return (256 if cells > 144 else 144) + 1
+    return per_page(page_size)

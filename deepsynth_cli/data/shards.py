@@ -28,7 +28,7 @@ _NAME = re.compile(r"^(?P<split>\w+)-(?P<part>\d{5})-of-(?P<parts>\d{5})-(?P<chu
 
 # The HF `datasets` features of a row, as `datasets.Features(...).arrow_schema` writes them (a test checks they
 # agree). Written by hand so that `generate` does not import `datasets` (seconds of start-up per process).
-_HF_FEATURES = {
+HF_FEATURES: dict[str, dict[str, Any]] = {
     "pages": {"feature": {"_type": "Image"}, "_type": "List"},
     "text": {"dtype": "string", "_type": "Value"},
     "summary": {"dtype": "string", "_type": "Value"},
@@ -41,7 +41,22 @@ _HF_FEATURES = {
     "vision_tokens": {"dtype": "int32", "_type": "Value"},
     "truncated": {"dtype": "bool", "_type": "Value"},
     "dropped_chars": {"dtype": "int32", "_type": "Value"},
+    "source_tokens": {"dtype": "int32", "_type": "Value"},
+    "missing_glyphs": {"dtype": "int32", "_type": "Value"},
 }
+
+
+def hf_features_yaml() -> list[dict[str, str]]:
+    """The features as a card's `dataset_info` lists them (`datasets.Features._to_yaml_list`; a test checks)."""
+    out: list[dict[str, str]] = []
+    for name, feature in HF_FEATURES.items():
+        if feature["_type"] == "List":
+            out.append({"name": name, "list": str(feature["feature"]["_type"]).lower()})
+        else:
+            out.append({"name": name, "dtype": str(feature["dtype"])})
+    return out
+
+
 _IMAGE = pa.struct([("bytes", pa.binary()), ("path", pa.string())])
 ROW_SCHEMA = pa.schema(
     [
@@ -57,8 +72,10 @@ ROW_SCHEMA = pa.schema(
         ("vision_tokens", pa.int32()),
         ("truncated", pa.bool_()),
         ("dropped_chars", pa.int32()),
+        ("source_tokens", pa.int32()),  # format 2: the whole document; `text_tokens` counts what was drawn
+        ("missing_glyphs", pa.int32()),  # format 2: drawn characters no font has a glyph for
     ],
-    metadata={b"huggingface": json.dumps({"info": {"features": _HF_FEATURES}}).encode()},
+    metadata={b"huggingface": json.dumps({"info": {"features": HF_FEATURES}}).encode()},
 )
 # Small row groups keep readers (and the Hub viewer) from loading hundreds of pages at once, and let `eval` and
 # `validate` fetch a sample's pages from the Hub by range without most of the split (a row group is the unit).
@@ -84,6 +101,10 @@ class ShardMeta:
     dropped_chars: int = 0
     text_tokens: int = 0
     vision_tokens: int = 0
+    source_tokens: int = 0  # format 2 (0 in the footers of format-1 shards)
+    missing_glyphs: int = 0  # format 2
+    missing_chars: str = ""  # format 2: a few of the characters without a glyph, for the warning
+    undetermined_rows: int = 0  # format 2: rows whose language is "und"
     skipped: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> bytes:

@@ -90,13 +90,16 @@ def open_source(
     language: str | None = None,
     splits: Sequence[str] | None = None,
     config: str | None = None,
+    language_column: str | None = None,
 ) -> Source:
     """Resolve DATASET (registry key, local file or directory, or Hub id `owner/name`) into a `Source`.
 
     `text_column`/`summary_column` override the registry defaults ("text"/"summary" for local files; both
     required for a bare Hub id). `language` overrides the registry language ("und" otherwise). `splits`
     selects source splits and must name existing ones. `config` picks a Hub config (registry default
-    otherwise). Local files are checked here (existence, format, columns of the first record); a Hub
+    otherwise). `language_column` names a column with each row's language; local files without it use a
+    `language` or `lang` column automatically unless `language` is given. Local files are checked here
+    (existence, format, columns of the first record); a Hub
     source makes no network call until `splits()` (bare ids only) or `documents()` is used.
 
     Raises DatasetError, with a hint, for anything the user can fix.
@@ -110,7 +113,7 @@ def open_source(
                     f"--config applies to Hub datasets, not to the local path {dataset}",
                     hint="drop --config; a local dataset's splits come from its file names",
                 )
-            return _open_local(path, text_column, summary_column, language, splits)
+            return _open_local(path, text_column, summary_column, language, splits, language_column)
         if _looks_like_path(dataset):
             raise DatasetError(
                 f"file not found: {dataset}",
@@ -442,6 +445,23 @@ def detokenize(text: str) -> str:
 # --- Local files and directories -------------------------------------------------------------------------
 
 
+LANGUAGE_COLUMNS = ("language", "lang")  # used per row when present, unless --language or --language-column says
+
+
+def row_language(row: Mapping[str, Any], column: str | None, default: str) -> str:
+    """A row's language: its `column` (or else a `language`/`lang` column when `column` is "auto"), else
+    `default`. Empty values fall back to `default`."""
+    names = LANGUAGE_COLUMNS if column == AUTO_LANGUAGE else ((column,) if column else ())
+    for name in names:
+        value = row.get(name)
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return default
+
+
+AUTO_LANGUAGE = "auto"
+
+
 class FileSource:
     """Local files: one split per file name (`train.jsonl`, `test.csv`, ...), shards of a split in order."""
 
@@ -457,9 +477,13 @@ class FileSource:
         text_column: str,
         summary_column: str,
         language: str,
+        language_column: str | None = None,
     ) -> None:
+        """`language_column` names the column holding each row's language ("auto": `language` or `lang` when
+        present); rows without one get `language`."""
         self.name = name
         self.language = language
+        self.language_column = language_column
         self.spec = None
         self.text_column = text_column
         self.summary_column = summary_column
@@ -480,12 +504,13 @@ class FileSource:
     def _stream(self, split: str, paths: list[Path]) -> Iterator[Document]:
         index = 0  # counts across the files of a split, so fallback ids stay unique
         for path in paths:
-            for row in read_rows(path, self.text_column, self.summary_column):
+            explicit = self.language_column if self.language_column != AUTO_LANGUAGE else None
+            for row in read_rows(path, self.text_column, self.summary_column, explicit):
                 yield Document(
                     source_id=_source_id(row.get(ID_COLUMN), split, index),
                     text=_as_text(row.get(self.text_column), "\n"),
                     summary=_as_text(row.get(self.summary_column), " "),
-                    language=self.language,
+                    language=row_language(row, self.language_column, self.language),
                 )
                 index += 1
 
@@ -509,6 +534,7 @@ def _open_local(
     summary_column: str | None,
     language: str | None,
     splits: Sequence[str] | None,
+    language_column: str | None = None,
 ) -> FileSource:
     if path.is_dir():
         files = _directory_splits(path)
@@ -525,11 +551,13 @@ def _open_local(
         text_column=text_column or DEFAULT_TEXT_COLUMN,
         summary_column=summary_column or DEFAULT_SUMMARY_COLUMN,
         language=language or UNDETERMINED_LANGUAGE,
+        language_column=language_column or (None if language else AUTO_LANGUAGE),
     )
     # Fail now, not after an hour of rendering, if a file is malformed or lacks a column.
     for split in source.splits():
         for file in source.files(split):
-            rows = read_rows(file, source.text_column, source.summary_column)
+            explicit = source.language_column if source.language_column != AUTO_LANGUAGE else None
+            rows = read_rows(file, source.text_column, source.summary_column, explicit)
             try:
                 next(rows, None)
             finally:
@@ -570,7 +598,9 @@ def _looks_like_path(dataset: str) -> bool:
     return not _HUB_ID.fullmatch(dataset) or Path(dataset).parent.is_dir()
 
 
-def read_rows(path: Path, text_column: str, summary_column: str) -> Generator[dict[str, Any], None, None]:
+def read_rows(
+    path: Path, text_column: str, summary_column: str, language_column: str | None = None
+) -> Generator[dict[str, Any], None, None]:
     """Stream the records of a local file as dicts, checking that both columns exist.
 
     Raises DatasetError naming the file for a missing column (listing the columns present), bytes that
@@ -579,7 +609,7 @@ def read_rows(path: Path, text_column: str, summary_column: str) -> Generator[di
     """
     _check_extension(path)
     suffix = path.suffix.lower()
-    required = (text_column, summary_column)
+    required = (text_column, summary_column, *([language_column] if language_column else []))
     if suffix == ".parquet":
         yield from _parquet_rows(path, required)
         return
@@ -762,7 +792,8 @@ def _parquet_rows(path: Path, required: Sequence[str]) -> Iterator[dict[str, Any
         present = parquet.schema_arrow.names
         _require_columns(str(path), present, required)
         # Read only the columns we use: a wide table's other columns never leave the disk.
-        columns = list(dict.fromkeys([*required, *([ID_COLUMN] if ID_COLUMN in present else [])]))
+        optional = [column for column in (ID_COLUMN, *LANGUAGE_COLUMNS) if column in present]
+        columns = list(dict.fromkeys([*required, *optional]))
         for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
             values = {column: batch.column(column).to_pylist() for column in columns}  # one batch only
             for row in range(batch.num_rows):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from deepsynth_cli.credentials import hub_namespace, hub_token, require_online
+from deepsynth_cli.data.rendered import default_repo_id
 from deepsynth_cli.data.shards import DATA_DIR
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.settings import Settings
@@ -76,7 +77,7 @@ def resolve_dataset(name: str, settings: Settings) -> DatasetLocation:
             return DatasetLocation(name=name.split("/")[1], kind="hub", repo_id=name)
         looked.append(f"hf://datasets/{name}")
     elif "/" not in name and (owner := hub_namespace(settings, offline_ok=True)):
-        repo_id = f"{owner}/deepsynth-{name}"
+        repo_id = str(default_repo_id(owner, name))
         if _repo_exists(repo_id, settings):
             return DatasetLocation(name=name, kind="hub", repo_id=repo_id)
         looked.append(f"hf://datasets/{repo_id}")
@@ -105,38 +106,11 @@ def load_split(location: DatasetLocation, split: str, settings: Settings, *, str
         ) from error
 
 
-MANIFEST_FILE = "manifest.json"
-
-
 def read_manifest(location: DatasetLocation, settings: Settings) -> dict[str, Any] | None:
-    """The dataset's `manifest.json` (render settings, counts), or None when it has none."""
-    import json
+    """The dataset's manifest, or None when it has none (read by `rendered.read_manifest`, its one reader)."""
+    from deepsynth_cli.data.rendered import read_manifest as read
 
-    if location.kind == "local":
-        path = Path(str(location.path)) / MANIFEST_FILE
-        if not path.is_file():
-            return None
-    else:
-        from huggingface_hub import hf_hub_download
-        from huggingface_hub.errors import EntryNotFoundError
-
-        try:
-            path = Path(
-                hf_hub_download(
-                    str(location.repo_id),
-                    MANIFEST_FILE,
-                    repo_type="dataset",
-                    revision=location.revision,
-                    token=_token(settings),
-                )
-            )
-        except EntryNotFoundError:
-            return None
-    try:
-        manifest = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError as error:
-        raise DatasetError(f"{location}: {MANIFEST_FILE} is not valid JSON", hint="rerun generate") from error
-    return manifest if isinstance(manifest, dict) else None
+    return read(location, settings)
 
 
 def require_columns(

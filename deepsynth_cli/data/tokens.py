@@ -15,6 +15,7 @@ from tokenizers import Tokenizer
 from deepsynth_cli.errors import ConfigError
 
 DEFAULT_TOKENIZER = "deepseek"
+CHUNK_CHARS = 200_000  # characters per encoding when counting a long source document
 
 
 def _tokenizer_file(name: str) -> Path:
@@ -43,3 +44,19 @@ class TextTokenCounter:
 
     def count(self, text: str) -> int:
         return len(self._tokenizer.encode(text, add_special_tokens=False).ids)
+
+    def count_long(self, text: str, chunk_chars: int = CHUNK_CHARS) -> int:
+        """Tokens of a text of any size, counted in pieces of about `chunk_chars` characters cut at whitespace,
+        so a 50 MB document never becomes one encoding in memory. A cut at whitespace changes the count only
+        where a token would span it, which the byte-level BPE's pre-tokenizer never does for a space."""
+        if len(text) <= chunk_chars:
+            return self.count(text)
+        total, start = 0, 0
+        while start < len(text):
+            end = min(len(text), start + chunk_chars)
+            if end < len(text):
+                cut = text.rfind(" ", start + chunk_chars // 2, end)
+                end = cut if cut > start else end
+            total += self.count(text[start:end])
+            start = end
+        return total

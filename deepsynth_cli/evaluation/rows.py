@@ -30,14 +30,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepsynth_cli import hints
-from deepsynth_cli.data.shards import DATA_DIR
+from deepsynth_cli.data import rendered
 from deepsynth_cli.data.store import DatasetLocation, require_columns
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.settings import Settings
 
 if TYPE_CHECKING:
-    from pyarrow.parquet import ParquetFile
-
     from deepsynth_cli.data.hub_read import HubDataset
 
 Row = Mapping[str, Any]
@@ -90,15 +88,14 @@ class SplitReader:
         self._shards: list[str] = []  # a local file path, or a path in the Hub repo
         self._starts: list[int] = []  # first row position of each shard
         self._groups: dict[int, list[int]] = {}  # shard -> first row (within it) of each row group, once opened
-        self._files: dict[int, ParquetFile] = {}  # Hub shards opened
+        self._files: dict[int, rendered.Shard] = {}  # Hub shards opened
         self._cached: tuple[tuple[int, int, tuple[str, ...]], list[dict[str, Any]]] | None = None
         if location.kind == "local":
             assert location.path is not None
-            folder = location.path / DATA_DIR
-            paths = sorted(folder.glob(f"{split}-*.parquet"))
-            present = {path.name.split("-")[0] for path in folder.glob("*.parquet")}
-            self._shards = [str(path) for path in paths]
-            counts = [self._open(index).metadata.num_rows for index in range(len(paths))]
+            local = rendered.local_shards(location.path)
+            present = set(local)
+            self._shards = [str(path) for path in local.get(split, [])]
+            counts = [self._open(index).num_rows for index in range(len(self._shards))]
         else:
             from deepsynth_cli.data.hub_read import list_hub_dataset
 
@@ -129,27 +126,25 @@ class SplitReader:
         name = PurePosixPath(self._shards[shard]).name
         if name in self._hub.declared:
             return self._hub.declared[name]
-        return int(self._open(shard).metadata.num_rows)
+        return self._open(shard).num_rows
 
-    def _open(self, shard: int) -> ParquetFile:
+    def _open(self, shard: int) -> rendered.Shard:
         """The shard's Parquet file with its footer read (nothing else), its schema checked. Hub files are kept
         (reopening costs requests); local ones are reopened per row group (no descriptor per shard held)."""
-        import pyarrow.parquet as pq
-
         if shard in self._files:
             return self._files[shard]
         path = self._shards[shard]
-        file = pq.ParquetFile(path) if self._hub is None else self._hub.open_shard(path)
+        file = rendered.open_shard(path, self._hub)
         if shard not in self._groups:
-            self._check(file.schema_arrow.names)
-            meta, firsts, rows = file.metadata, [], 0
-            for group in range(meta.num_row_groups):
+            self._check(file.columns)
+            firsts, rows = [], 0
+            for count in file.group_rows():
                 firsts.append(rows)
-                rows += meta.row_group(group).num_rows
+                rows += count
             declared = self._hub.declared.get(PurePosixPath(path).name) if self._hub is not None else None
-            if declared is not None and declared != meta.num_rows:
+            if declared is not None and declared != file.num_rows:
                 raise DatasetError(
-                    f"{self.location}: {PurePosixPath(path).name} holds {meta.num_rows} rows, its part file says "
+                    f"{self.location}: {PurePosixPath(path).name} holds {file.num_rows} rows, its part file says "
                     f"{declared}: rows cannot be found by position",
                     hint="rerun `deepsynth generate` with the same settings to rewrite the part files",
                 )
@@ -184,7 +179,7 @@ class SplitReader:
         """The rows of one row group with `columns`; the last group read is kept (rows are read in order)."""
         key = (shard, group, columns)
         if self._cached is None or self._cached[0] != key:
-            rows = self._open(shard).read_row_group(group, columns=list(columns)).to_pylist()
+            rows = self._open(shard).read_group(group, columns)
             self._cached = (key, rows)
         return self._cached[1]
 

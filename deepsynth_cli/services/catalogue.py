@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from deepsynth_cli.data.registry import list_registry
+from deepsynth_cli.data.rendered import REPO_PREFIX, default_repo_id
 from deepsynth_cli.errors import DeepsynthError
 from deepsynth_cli.settings import Settings
-
-MANIFEST = "manifest.json"
 
 
 @dataclass
@@ -51,10 +49,11 @@ class Catalogue:
 
 def local_rows(folder: Path) -> dict[str, int]:
     """Rows per split recorded by the folder's manifest; empty when there is none (or it is unreadable)."""
+    from deepsynth_cli.data.rendered import manifest_rows, read_local_manifest
+
     try:
-        manifest = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
-        return {name: int(split["rows"]) for name, split in manifest["splits"].items()}
-    except (OSError, ValueError, KeyError, TypeError):
+        return manifest_rows(read_local_manifest(folder))
+    except (OSError, DeepsynthError):
         return {}
 
 
@@ -68,10 +67,10 @@ def _hub_rows(settings: Settings, keys: list[str], owner: str | None) -> tuple[d
 
     api = hub_api(hub_token(settings))
     try:
-        existing = {info.id for info in api.list_datasets(author=owner, search="deepsynth-")}
+        existing = {info.id for info in api.list_datasets(author=owner, search=REPO_PREFIX)}
         found: dict[str, dict[str, int]] = {}
         for key in keys:
-            repo_id = f"{owner}/deepsynth-{key}"
+            repo_id = str(default_repo_id(owner, key))
             if repo_id in existing:
                 found[key] = repo_rows(api, repo_id) or {}
     except Exception as error:
@@ -101,7 +100,7 @@ def catalogue(settings: Settings) -> Catalogue:
                 splits=[output_split(split) for split in spec.splits],  # as the folder names them
                 license=spec.license,
                 local_rows=local_rows(settings.data_dir / spec.key),
-                hub_repo=f"{owner}/deepsynth-{spec.key}" if owner else None,
+                hub_repo=default_repo_id(owner, spec.key),
                 hub_rows=hub_rows.get(spec.key),
             )
         )

@@ -83,6 +83,8 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
     recorded_schemes: dict[str, str] = {}
     if cfg.mode == "model":
         rows = _sampled_rows(cfg, readers)
+        _fill_languages(cfg, rows)  # before the model loads: an 'und' or unknown language fails now, not after
+        _check_languages(rows)
         schemes = _rouge_schemes(cfg, readers, rows, settings)  # before the model: a missing segmenter fails now
         emit(Notice(f"loading {cfg.model}"))
         summarizer = _load(cfg)
@@ -324,6 +326,14 @@ def _fill_languages(cfg: EvalConfig, rows: list[EvalRow]) -> None:
         )
     for row in unknown:
         row.language = str(cfg.language)
+
+
+def _check_languages(rows: list[EvalRow]) -> None:
+    """Refuse a language scoring does not know before any prediction is generated (`_score` would, after)."""
+    from deepsynth_cli.evaluation.language import language_spec
+
+    for language in sorted({row.language for row in rows}):
+        language_spec(language)
 
 
 def _score(cfg: EvalConfig, rows: list[EvalRow], schemes: dict[str, Scheme], *, generated: bool) -> list[GroupResult]:

@@ -12,8 +12,6 @@ exactly once. Memory is bounded by the in-flight window and one row group, not b
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import re
 import time
@@ -23,23 +21,22 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from deepsynth_cli import __version__, hints, processes
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.credentials import describe_token, hub_namespace, hub_token, is_offline, require_online
-from deepsynth_cli.data import hub, shards
-from deepsynth_cli.data.card import card_text
+from deepsynth_cli.data import hub, rendered, shards
 from deepsynth_cli.data.hub import HubTarget
-from deepsynth_cli.data.render import PageRenderer, vision_tokens_per_page
+from deepsynth_cli.data.lengths import word_count
+from deepsynth_cli.data.render import PageRenderer
 from deepsynth_cli.data.shards import ShardMeta, ShardWriter
-from deepsynth_cli.data.sources import Document, Source, open_source
+from deepsynth_cli.data.sources import UNDETERMINED_LANGUAGE, Document, Source, open_source
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.settings import Settings, get_settings
 
-MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = rendered.FORMAT_VERSION
 _BATCH_DOCS = 8  # documents per task sent to a worker: large enough to amortise pickling, small for ordering
 _SPLIT_ALIASES = {"val": "validation", "valid": "validation", "dev": "validation"}
 
@@ -85,6 +82,10 @@ class SplitReport:
     dropped_chars: int = 0
     text_tokens: int = 0
     vision_tokens: int = 0
+    source_tokens: int = 0
+    missing_glyphs: int = 0
+    missing_chars: str = ""  # a few of the characters no font could draw
+    undetermined_rows: int = 0  # rows whose language is "und"
     skipped: dict[str, int] = field(default_factory=dict)
     shards: int = 0
     shards_written: int = 0
@@ -97,13 +98,25 @@ class SplitReport:
         self.dropped_chars += meta.dropped_chars
         self.text_tokens += meta.text_tokens
         self.vision_tokens += meta.vision_tokens
+        self.source_tokens += meta.source_tokens
+        self.missing_glyphs += meta.missing_glyphs
+        self.missing_chars = _merge_chars(self.missing_chars, meta.missing_chars)
+        self.undetermined_rows += meta.undetermined_rows
         for reason, count in meta.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + count
         self.shards += 1
 
     @property
     def compression(self) -> float | None:
-        return round(self.text_tokens / self.vision_tokens, 3) if self.vision_tokens else None
+        return rendered.compression(self.text_tokens, self.vision_tokens)
+
+    @property
+    def missing_glyph_warning(self) -> str | None:
+        """One line naming a few characters with no glyph (shown as boxes), or None when every one was drawn."""
+        if not self.missing_glyphs:
+            return None
+        named = ", ".join(f"{char!r} U+{ord(char):04X}" for char in self.missing_chars)
+        return f"{self.missing_glyphs} drawn character(s) had no glyph in any font and show as boxes ({named})"
 
 
 @dataclass
@@ -111,12 +124,17 @@ class DatasetReport:
     dataset: str
     location: str
     splits: dict[str, SplitReport] = field(default_factory=dict)
+    font_size: float | None = None
+    target_compression: float | None = None  # asked for; each split's `compression` is what its rows achieve
     seconds: float = 0.0
     uploaded_bytes: int = 0
     commits: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        splits = {name: {**asdict(split), "compression": split.compression} for name, split in self.splits.items()}
+        splits = {
+            name: {**asdict(split), "compression": split.compression, "warning": split.missing_glyph_warning}
+            for name, split in self.splits.items()
+        }
         skipped: dict[str, int] = {}
         for split in self.splits.values():
             for reason, count in split.skipped.items():
@@ -124,6 +142,8 @@ class DatasetReport:
         return {
             "dataset": self.dataset,
             "location": self.location,
+            "font_size": self.font_size,
+            "target_compression": self.target_compression,
             "rows": {name: split.rows for name, split in self.splits.items()},
             "pages": sum(split.pages for split in self.splits.values()),
             "truncated_rows": sum(split.truncated_rows for split in self.splits.values()),
@@ -138,12 +158,28 @@ class DatasetReport:
 class GenerateReport:
     datasets: list[DatasetReport] = field(default_factory=list)
     preview_files: list[Path] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # warnings not tied to one split (preview, languages)
     seconds: float = 0.0
+
+    def warnings(self) -> list[str]:
+        """What the user should know before using the dataset: characters with no glyph, unknown languages."""
+        found = list(self.notes)
+        for dataset in self.datasets:
+            for name, split in dataset.splits.items():
+                if split.missing_glyph_warning:
+                    found.append(f"{dataset.dataset}/{name}: {split.missing_glyph_warning}")
+                if split.undetermined_rows:
+                    found.append(
+                        f"{dataset.dataset}/{name}: {split.undetermined_rows} row(s) have language 'und': fonts fall "
+                        "back per character and `eval` cannot score them; pass --language or --language-column"
+                    )
+        return found
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"datasets": [report.to_dict() for report in self.datasets]}
         if self.preview_files:
             out["preview_files"] = [str(path) for path in self.preview_files]
+        out["warnings"] = self.warnings()
         out["seconds"] = round(self.seconds, 3)
         return out
 
@@ -158,19 +194,72 @@ def _init_worker(render: dict[str, Any], tokenizer: str) -> None:
     _WORKER = (PageRenderer(RenderConfig.model_validate(render)), TextTokenCounter(tokenizer))
 
 
-def _render_batch(batch: list[tuple[str, str] | None]) -> list[tuple[list[bytes], int, int] | None]:
+_MISSING_NAMED = 5  # characters named in a missing-glyph warning
+
+
+@dataclass
+class Rendered:
+    """What a worker sends back for one document: its pages and their accounting."""
+
+    pages: list[bytes]
+    text_tokens: int  # tokens of the text drawn on the pages
+    source_tokens: int  # tokens of the whole document
+    dropped_chars: int
+    missing_glyphs: int
+    missing_chars: str  # up to _MISSING_NAMED of the characters with no glyph
+
+
+def _merge_chars(known: str, more: str) -> str:
+    return "".join(dict.fromkeys(known + more))[:_MISSING_NAMED]
+
+
+def _render_batch(batch: list[tuple[str, str] | None]) -> list[Rendered | None]:
     """Render (text, language) pairs; None entries are skipped rows and stay None."""
     assert _WORKER is not None, "worker not initialised"
     renderer, counter = _WORKER
-    results: list[tuple[list[bytes], int, int] | None] = []
+    results: list[Rendered | None] = []
     for item in batch:
         if item is None:
             results.append(None)
             continue
         text, language = item
         document = renderer.render(text, language)
-        results.append((document.pages, counter.count(text), document.dropped_chars))
+        drawn = document.drawn_text
+        # The pages bound the drawn text, so it is counted in one pass; the source can be any size. When the
+        # pages show the document as it is, one count serves both.
+        drawn_tokens = counter.count(drawn)
+        source_tokens = drawn_tokens if drawn == text else counter.count_long(text)
+        missing = ""
+        if document.missing_glyphs:
+            missing = "".join(sorted(c for c in set(drawn) if renderer.missing_glyphs(c)))[:_MISSING_NAMED]
+        results.append(
+            Rendered(
+                document.pages, drawn_tokens, source_tokens, document.dropped_chars, document.missing_glyphs, missing
+            )
+        )
     return results
+
+
+class Executor(Protocol):
+    """Where `_render_batch` runs: the local process pool, in process, or (later) remote tasks."""
+
+    def submit(self, fn: Callable[[list[Any]], list[Any]], batch: list[Any], /) -> Future[list[Any]]: ...
+
+    def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None: ...
+
+
+def make_executor(render_cfg: RenderConfig, tokenizer: str, workers: int) -> Executor:
+    """The renderers: `workers` processes, each with its renderer and token counter built once (in process
+    for one worker). The one place a pool is created."""
+    render = render_cfg.model_dump(mode="json")
+    if workers <= 1:
+        return _InProcess(render, tokenizer)
+    # forkserver, not fork: this process may run the upload thread, and threads do not survive fork().
+    # The server imports this module once, so each worker starts without re-importing skia and pyarrow.
+    context = get_context("forkserver")
+    context.set_forkserver_preload([__name__])
+    init, initargs = processes.tied_to_this_process(_init_worker, (render, tokenizer))  # no orphans
+    return ProcessPoolExecutor(workers, mp_context=context, initializer=init, initargs=initargs)
 
 
 class _InProcess:
@@ -179,9 +268,9 @@ class _InProcess:
     def __init__(self, render: dict[str, Any], tokenizer: str) -> None:
         _init_worker(render, tokenizer)
 
-    def submit(self, fn: Callable[..., Any], *args: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.set_result(fn(*args))
+    def submit(self, fn: Callable[[list[Any]], list[Any]], batch: list[Any], /) -> Future[list[Any]]:
+        future: Future[list[Any]] = Future()
+        future.set_result(fn(batch))
         return future
 
     def shutdown(self, wait: bool = True, *, cancel_futures: bool = False) -> None:
@@ -202,9 +291,9 @@ def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
         return "empty_text"
     if not summary:
         return "empty_summary"
-    if len(text) < cfg.min_text_chars:
+    if word_count(text) < cfg.min_text_words:
         return "text_too_short"
-    if len(summary) < cfg.min_summary_chars:
+    if word_count(summary) < cfg.min_summary_words:
         return "summary_too_short"
     if len(summary) >= len(text):
         return "summary_not_shorter_than_text"
@@ -213,7 +302,7 @@ def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
 
 def fingerprint(cfg: GenerateConfig, source: Source) -> str:
     """Everything that changes what a shard contains. Shards with another fingerprint cannot be mixed in."""
-    return hashlib.sha256(json.dumps(fingerprint_inputs(cfg, source), sort_keys=True).encode()).hexdigest()[:16]
+    return rendered.fingerprint(fingerprint_inputs(cfg, source))
 
 
 def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
@@ -223,8 +312,9 @@ def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
         "render": cfg.render.model_dump(mode="json"),
         "tokenizer": cfg.tokenizer,
         "rows_per_shard": cfg.rows_per_shard,
-        "min_text_chars": cfg.min_text_chars,
-        "min_summary_chars": cfg.min_summary_chars,
+        "min_text_words": cfg.min_text_words,
+        "min_summary_words": cfg.min_summary_words,
+        "language_column": cfg.language_column,
         "text_column": cfg.text_column,
         "summary_column": cfg.summary_column,
         "language": source.language,
@@ -268,8 +358,7 @@ def _check_existing(
 ) -> None:
     for name, meta in existing.items():
         if meta.fingerprint != fp:
-            manifest = folder / MANIFEST
-            recorded = json.loads(manifest.read_text(encoding="utf-8")) if manifest.is_file() else {}
+            recorded = rendered.read_local_manifest(folder) or {}
             changed = hints.settings_changed(recorded.get("fingerprint_inputs"), inputs or {})
             raise OutputError(
                 f"{folder} already holds shards made with other settings ({name}){changed}",
@@ -302,52 +391,18 @@ def _source_label(source: Source) -> dict[str, Any]:
 
 def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
     """Summarise shards (every part, every split) into the manifest of a dataset folder or repo."""
-    per_split: dict[str, SplitReport] = {}
-    parts: set[int] = set()
-    for meta in metas:
-        per_split.setdefault(meta.split, SplitReport()).add(meta)
-        parts.add(meta.part)
-    return {
-        "format_version": FORMAT_VERSION,
+    header = {
         "generator": f"deepsynth {__version__}",
         "dataset": source.name,
         "source": _source_label(source),
         "fingerprint": fp,
         "fingerprint_inputs": fingerprint_inputs(cfg, source),
         "render": cfg.render.model_dump(mode="json"),
-        "model_geometry": {"vision_tokens_per_page": vision_tokens_per_page(cfg.render.page_size), "tiles": 0},
         "tokenizer": cfg.tokenizer,
         "rows_per_shard": cfg.rows_per_shard,
         "num_shards": cfg.num_shards,
-        "parts_present": sorted(parts),
-        "splits": {
-            name: _split_summary(split) for name, split in sorted(per_split.items(), key=lambda i: _split_order(i[0]))
-        },
     }
-
-
-def _split_summary(split: SplitReport) -> dict[str, Any]:
-    """What a manifest says of a split: contents, not what one run happened to do."""
-    summary = asdict(split)
-    for run_only in ("shards_written", "shards_reused"):
-        summary.pop(run_only)
-    return {**summary, "compression": split.compression}
-
-
-def _split_order(name: str) -> tuple[int, str]:
-    return ({"train": 0, "validation": 1, "test": 2}.get(name, 3), name)
-
-
-def _manifest_bytes(manifest: dict[str, Any]) -> bytes:
-    return (json.dumps(manifest, indent=2, ensure_ascii=False) + "\n").encode()
-
-
-def write_dataset_files(folder: Path, manifest: dict[str, Any]) -> None:
-    """Write `manifest.json` and the dataset card `README.md` atomically: the folder is ready to push as is."""
-    for name, content in ((MANIFEST, _manifest_bytes(manifest)), ("README.md", card_text(manifest).encode())):
-        partial = folder / f".{name}.partial"
-        partial.write_bytes(content)
-        partial.replace(folder / name)
+    return rendered.build_manifest(metas, header, cfg.render.page_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -385,14 +440,13 @@ def _generate_split(
     cfg: GenerateConfig,
     fp: str,
     existing: dict[int, ShardMeta],
-    pool: ProcessPoolExecutor | _InProcess,
+    pool: Executor,
     window: int,
     emit: EventSink,
     on_shard: Callable[[Path, ShardMeta], None] | None = None,
 ) -> SplitReport:
     name = output_split(split)
     report = SplitReport()
-    per_page = vision_tokens_per_page(cfg.render.page_size)
     total = None
     if cfg.max_samples is not None:
         total = _positions_under(cfg.max_samples, cfg.shard_index, cfg.num_shards)
@@ -470,32 +524,33 @@ def _generate_split(
                     reason = item.reason or "unknown"
                     meta.skipped[reason] = meta.skipped.get(reason, 0) + 1
                     continue
-                pages, text_tokens, dropped = result
                 document = item.document
-                vision_tokens = per_page * len(pages)
-                current.writer.add(
-                    {
-                        "pages": shards.page_images(pages),
-                        "text": document.text,
-                        "summary": document.summary,
-                        "language": document.language,
-                        "source_dataset": source.name,
-                        "source_split": split,
-                        "source_id": document.source_id,
-                        "num_pages": len(pages),
-                        "text_tokens": text_tokens,
-                        "vision_tokens": vision_tokens,
-                        "truncated": dropped > 0,
-                        "dropped_chars": dropped,
-                    }
+                row = rendered.build_row(
+                    pages=result.pages,
+                    text=document.text,
+                    summary=document.summary,
+                    language=document.language,
+                    source_dataset=source.name,
+                    source_split=split,
+                    source_id=document.source_id,
+                    text_tokens=result.text_tokens,
+                    source_tokens=result.source_tokens,
+                    dropped_chars=result.dropped_chars,
+                    missing_glyphs=result.missing_glyphs,
+                    page_size=cfg.render.page_size,
                 )
+                current.writer.add(row)
                 meta.rows += 1
-                meta.pages += len(pages)
-                meta.text_tokens += text_tokens
-                meta.vision_tokens += vision_tokens
-                meta.truncated_rows += dropped > 0
-                meta.dropped_chars += dropped
-                pages_now += len(pages)
+                meta.pages += row["num_pages"]
+                meta.text_tokens += row["text_tokens"]
+                meta.source_tokens += row["source_tokens"]
+                meta.vision_tokens += row["vision_tokens"]
+                meta.truncated_rows += row["truncated"]
+                meta.dropped_chars += row["dropped_chars"]
+                meta.missing_glyphs += row["missing_glyphs"]
+                meta.missing_chars = _merge_chars(meta.missing_chars, result.missing_chars)
+                meta.undetermined_rows += document.language == UNDETERMINED_LANGUAGE
+                pages_now += row["num_pages"]
             emit(Advanced(source.name, name, len(batch), pages_now))
         if current is not None:
             finish(current, stream_end["end"])
@@ -512,9 +567,11 @@ def _generate_split(
     return report
 
 
-def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRenderer) -> list[Path]:
-    """Render the first usable documents of each split to PNG files, to see what the model will see."""
+def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRenderer, notes: list[str]) -> list[Path]:
+    """Render the first usable documents of each split to PNG files, to see what the model will see. A page
+    with characters no font can draw adds a line to `notes`."""
     written: list[Path] = []
+    missing, chars = 0, ""
     folder = target / source.name
     folder.mkdir(parents=True, exist_ok=True)
     for split in cfg.splits or source.splits():
@@ -524,14 +581,21 @@ def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRe
                 break
             if skip_reason(document, cfg):
                 continue
-            rendered = renderer.render(document.text, document.language)
+            drawn_doc = renderer.render(document.text, document.language)
+            if drawn_doc.missing_glyphs:
+                missing += drawn_doc.missing_glyphs
+                drawn = drawn_doc.drawn_text
+                chars = _merge_chars(chars, "".join(sorted(c for c in set(drawn) if renderer.missing_glyphs(c))))
             stem = re.sub(r"[^\w.-]+", "_", document.source_id)[:60]
-            for number, page in enumerate(rendered.pages, start=1):
+            for number, page in enumerate(drawn_doc.pages, start=1):
                 suffix = "png" if cfg.render.image_format == "png" else "webp"
                 path = folder / f"{output_split(split)}-{shown:03d}-{stem}-page{number}.{suffix}"
                 path.write_bytes(page)
                 written.append(path)
             shown += 1
+    if missing:
+        warning = SplitReport(missing_glyphs=missing, missing_chars=chars).missing_glyph_warning
+        notes.append(f"{source.name} (preview): {warning}")
     return written
 
 
@@ -551,14 +615,16 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
             summary_column=cfg.summary_column,
             language=cfg.language,
             splits=cfg.splits,
+            language_column=cfg.language_column,
         )
         for name in cfg.datasets
     ]
 
     if cfg.preview is not None:
-        renderer = PageRenderer(cfg.render)
         for source in sources:
-            report.preview_files += _preview(source, cfg, cfg.preview, renderer)
+            source_cfg = _fit_compression(cfg, source, emit)
+            renderer = PageRenderer(source_cfg.render)
+            report.preview_files += _preview(source, source_cfg, cfg.preview, renderer, report.notes)
         report.seconds = time.perf_counter() - started
         return report
 
@@ -566,26 +632,50 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
         emit(Notice(describe_token(settings)))  # the run's first line: where the token comes from, never the token
     stores = [_plan_store(cfg, settings, source, keep_local) for source in sources]
     locks = processes.output_locks([store.folder for store in stores])  # one run per output folder
-    render = cfg.render.model_dump(mode="json")
-    pool: ProcessPoolExecutor | _InProcess
-    if cfg.num_workers > 1:
-        # forkserver, not fork: this process may run the upload thread, and threads do not survive fork().
-        # The server imports this module once, so each worker starts without re-importing skia and pyarrow.
-        context = get_context("forkserver")
-        context.set_forkserver_preload([__name__])
-        init, initargs = processes.tied_to_this_process(_init_worker, (render, cfg.tokenizer))  # no orphans
-        pool = ProcessPoolExecutor(cfg.num_workers, mp_context=context, initializer=init, initargs=initargs)
-    else:
-        pool = _InProcess(render, cfg.tokenizer)
-    window = 2 * cfg.num_workers
     try:
-        for source, store in zip(sources, stores, strict=True):
-            report.datasets.append(_generate_dataset(source, cfg, store, pool, window, emit))
+        fitted = [_fit_compression(cfg, source, emit) for source in sources]  # before any rendering: refuse early
+        window = 2 * cfg.num_workers
+        for source, store, source_cfg in zip(sources, stores, fitted, strict=True):
+            pool = make_executor(source_cfg.render, source_cfg.tokenizer, cfg.num_workers)
+            try:
+                dataset = _generate_dataset(source, source_cfg, store, pool, window, emit)
+            finally:
+                pool.shutdown(wait=True, cancel_futures=True)
+            dataset.font_size = source_cfg.render.font_size
+            dataset.target_compression = cfg.render.target_compression
+            report.datasets.append(dataset)
     finally:
-        pool.shutdown(wait=True, cancel_futures=True)
         locks.close()
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _fit_compression(cfg: GenerateConfig, source: Source, emit: EventSink) -> GenerateConfig:
+    """`cfg` with the font size that meets `render.target_compression` on a sample of this source (unchanged
+    without a target). The sample is the first usable documents of the first split, so every machine and every
+    resumed run choose the same size."""
+    target = cfg.render.target_compression
+    if target is None:
+        return cfg
+    from deepsynth_cli.data.compression import SAMPLE_DOCS, fit_font_size
+
+    split = (cfg.splits or source.splits())[0]
+    texts: list[str] = []
+    language = source.language
+    for document in source.documents(split):
+        if len(texts) >= SAMPLE_DOCS:
+            break
+        if skip_reason(document, cfg) is None:
+            texts.append(document.text)
+            language = document.language
+    fit = fit_font_size(cfg.render, target, texts, language, TextTokenCounter(cfg.tokenizer))
+    emit(
+        Notice(
+            f"{source.name}: font size {fit.font_size} px gives {fit.achieved:.2f}x on full pages of "
+            f"{fit.sample_docs} {split} documents (target {target:g}x)"
+        )
+    )
+    return cfg.model_copy(update={"render": cfg.render.model_copy(update={"font_size": float(fit.font_size)})})
 
 
 @dataclass
@@ -615,7 +705,7 @@ def _plan_store(cfg: GenerateConfig, settings: Settings, source: Source, keep_lo
         return local
     require_online("use the Hub as the store (--store hub)", ConfigError)
     token, owner = hub_token(settings), None if cfg.repo_id else hub_namespace(settings)
-    repo_id = cfg.repo_id or (f"{owner}/deepsynth-{source.name}" if owner else None)
+    repo_id = cfg.repo_id or rendered.default_repo_id(owner, source.name)
     if not token or not repo_id:
         if cfg.store == "hub":
             missing = (
@@ -634,7 +724,7 @@ def _generate_dataset(
     source: Source,
     cfg: GenerateConfig,
     store: _Store,
-    pool: ProcessPoolExecutor | _InProcess,
+    pool: Executor,
     window: int,
     emit: EventSink,
 ) -> DatasetReport:
@@ -703,7 +793,7 @@ def _generate_dataset(
     if store.target is None or not store.staging:
         folder.mkdir(parents=True, exist_ok=True)
         manifest = build_manifest(shards.scan(folder).values(), cfg, source, fp)
-        write_dataset_files(folder, manifest)
+        rendered.write_dataset_files(folder, manifest)
     if store.target is not None and uploader is not None:
         described = _describe_repo(api, store.target, uploader, cfg, source, fp, retry)
         report.uploaded_bytes = uploader.bytes_uploaded
@@ -716,7 +806,7 @@ def _describe_repo(
     api: Any, target: HubTarget, uploader: hub.ShardUploader, cfg: GenerateConfig, source: Source, fp: str,
     retry: hub.Retry,
 ) -> int:  # fmt: skip
-    """Write manifest.json and README.md for every part in the repo, not just this machine's.
+    """Write the manifest and the card for every part in the repo, not just this machine's.
 
     Machines splitting the work finish in any order; each one describes what it sees. Reading the parts again
     after the upload catches a machine that committed meanwhile, so the last description covers everything.
@@ -729,7 +819,7 @@ def _describe_repo(
         if remote == described:
             break
         manifest = build_manifest([meta for _, meta in hub.all_metas_named(remote)], cfg, source, fp)
-        files = {MANIFEST: _manifest_bytes(manifest), "README.md": card_text(manifest).encode()}
+        files = rendered.dataset_files(manifest)
         hub.upload_files(api, target, files, f"deepsynth: describe {source.name} ({len(remote)} part(s))", retry)
         described, commits = remote, commits + 1
     return commits

@@ -189,6 +189,8 @@ def _hub_targets(loaded: list[Any], settings: Settings) -> tuple[bool, dict[str,
         if item.config.repo_id:
             targets[item.config.repo_id] = "dataset"
         else:  # a bare NAME is checked under the token's user (credential_checks asks whoami once)
+            from deepsynth_cli.data.rendered import REPO_PREFIX
+
             owner = f"{settings.hf_username}/" if settings.hf_username else ""
-            targets.update({f"{owner}deepsynth-{name}": "dataset" for name in item.config.datasets})
+            targets.update({f"{owner}{REPO_PREFIX}{name}": "dataset" for name in item.config.datasets})
     return uses_hub, targets, unnamed

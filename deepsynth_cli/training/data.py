@@ -12,16 +12,14 @@ resumed run reopens each split, skips what was read and continues with exactly t
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
-import pyarrow.parquet as pq
 
 from deepsynth_cli import hints
-from deepsynth_cli.data.shards import DATA_DIR
+from deepsynth_cli.data import rendered
 from deepsynth_cli.data.store import DatasetLocation, load_split, require_columns
 from deepsynth_cli.errors import DatasetError
 from deepsynth_cli.settings import Settings
@@ -61,18 +59,15 @@ def split_rows(location: DatasetLocation, split: str) -> int | None:
     """Rows of a split from the dataset's manifest, when it is a local folder that has one."""
     if location.kind != "local" or location.path is None:
         return None
-    manifest = location.path / "manifest.json"
-    if not manifest.is_file():
-        return None
-    rows = json.loads(manifest.read_text(encoding="utf-8")).get("splits", {}).get(split, {}).get("rows")
-    return int(rows) if rows is not None else None
+    return rendered.manifest_rows(rendered.read_local_manifest(location.path)).get(split)
 
 
 def _split_files(location: DatasetLocation, split: str) -> list[Any]:
     assert location.path is not None
-    files = sorted((location.path / DATA_DIR).glob(f"{split}-*.parquet"))
+    by_split = rendered.local_shards(location.path)
+    files = by_split.get(split, [])
     if not files:
-        present = sorted({path.name.split("-")[0] for path in (location.path / DATA_DIR).glob("*.parquet")})
+        present = sorted(by_split)
         raise DatasetError(
             f"{location} has no {split!r} split (it has: {', '.join(present) or 'no shards'})",
             hint=hints.missing_split(split, present, pick=""),
@@ -85,9 +80,9 @@ def _local_rows(location: DatasetLocation, split: str, seed: int | None, skip: i
     `skip` rows of that order are passed over by their counts in the metadata, without being read."""
     units: list[tuple[Any, int, int]] = []
     for path in _split_files(location, split):
-        meta = pq.ParquetFile(path).metadata
-        check_columns(meta.schema.to_arrow_schema().names, location, split)
-        units.extend((path, group, meta.row_group(group).num_rows) for group in range(meta.num_row_groups))
+        shard = rendered.open_shard(path)
+        check_columns(shard.columns, location, split)
+        units.extend((path, group, count) for group, count in enumerate(shard.group_rows()))
     rng = np.random.default_rng(seed) if seed is not None else None
     order = rng.permutation(len(units)) if rng is not None else np.arange(len(units))
     for unit in order:
@@ -96,7 +91,7 @@ def _local_rows(location: DatasetLocation, split: str, seed: int | None, skip: i
         if skip >= count:
             skip -= count
             continue
-        rows = pq.ParquetFile(path).read_row_group(group).to_pylist()
+        rows = rendered.open_shard(path).read_group(group)
         for index in rows_order[skip:]:
             yield rows[int(index)]
         skip = 0

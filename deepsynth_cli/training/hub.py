@@ -77,9 +77,10 @@ def _dataset_facts(cfg: TrainConfig, settings: Settings) -> tuple[list[str], lis
             lines.append(f"- [`{location.repo_id}`](https://huggingface.co/datasets/{location.repo_id})")
         else:
             lines.append(f"- `{location.name}` (a local folder rendered by `deepsynth generate`)")
-            manifest = (location.path / "manifest.json") if location.path else None
-            if manifest is not None and manifest.is_file():
-                source = json.loads(manifest.read_text(encoding="utf-8")).get("source") or {}
+            from deepsynth_cli.data.rendered import read_local_manifest
+
+            manifest = read_local_manifest(location.path) if location.path else None
+            source = (manifest or {}).get("source") or {}
         language = str(source.get("language") or "").split("-")[0]
         if language and language != "und" and language not in languages:
             languages.append(language)

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass, field
@@ -19,16 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
-from deepsynth_cli.data.hub_read import split_of
-from deepsynth_cli.data.shards import DATA_DIR, ROW_SCHEMA
+from deepsynth_cli.data import rendered
+from deepsynth_cli.data.rendered import MANIFEST_FILE, ROW_SCHEMA
 from deepsynth_cli.data.store import DatasetLocation, resolve_dataset
 from deepsynth_cli.errors import DeepsynthError
 from deepsynth_cli.settings import Settings
 from deepsynth_cli.validation import Check, failed, passed, skipped, warned
 
-MANIFEST = "manifest.json"
 # Sane bounds; outside them the dataset is usable but probably not what was meant.
 MAX_DROPPED_SHARE = 0.3  # of all text characters: long documents losing a tail is normal, losing most is not
 MIN_COMPRESSION, MAX_COMPRESSION = 1.0, 20.0
@@ -59,31 +56,27 @@ def load_sample(name: str, settings: Settings, sample: int) -> DatasetSample:
 
 def _local_sample(name: str, location: DatasetLocation, folder: Path, sample: int) -> DatasetSample:
     """A local folder: every shard is counted and its texts hashed; the first `sample` rows per split decoded."""
-    manifest_path = folder / MANIFEST
-    manifest = json.loads(manifest_path.read_text(encoding="utf-8")) if manifest_path.is_file() else None
-    result = DatasetSample(name=name, location=location, manifest=manifest)
-    for path in sorted((folder / DATA_DIR).glob("*.parquet")):
-        result.files.setdefault(split_of(path.name), []).append(path)
+    result = DatasetSample(name=name, location=location, manifest=rendered.read_local_manifest(folder))
+    result.files = rendered.local_shards(folder)
     for split, paths in result.files.items():
         result.rows[split], result.text_hashes[split], result.row_counts[split] = [], [], 0
         for path in paths:
-            _read_shard(pq.ParquetFile(path), path.name, split, result, sample)
+            _read_shard(rendered.open_shard(path), path.name, split, result, sample)
     return result
 
 
-def _read_shard(shard: pq.ParquetFile, name: str, split: str, result: DatasetSample, sample: int) -> None:
+def _read_shard(shard: rendered.Shard, name: str, split: str, result: DatasetSample, sample: int) -> None:
     """Count the shard's rows, hash its texts, and decode row groups until the split has `sample` rows. Only the
     footer, the text column and those row groups are read: on the Hub, each is one HTTP range request."""
-    result.schemas[name] = shard.schema_arrow
-    result.row_counts[split] = result.row_counts.get(split, 0) + shard.metadata.num_rows
-    if "text" in shard.schema_arrow.names:
-        texts = shard.read(columns=["text"]).column("text").to_pylist()
-        result.text_hashes.setdefault(split, []).extend(_content_hash(text) for text in texts)
+    result.schemas[name] = shard.schema
+    result.row_counts[split] = result.row_counts.get(split, 0) + shard.num_rows
+    if "text" in shard.columns:
+        result.text_hashes.setdefault(split, []).extend(_content_hash(text) for text in shard.read_column("text"))
     rows = result.rows.setdefault(split, [])
-    for group in range(shard.num_row_groups):
+    for group in range(len(shard.group_rows())):
         if len(rows) >= sample:
             break
-        rows.extend(shard.read_row_group(group).slice(0, sample - len(rows)).to_pylist())
+        rows.extend(shard.read_group(group)[: sample - len(rows)])
 
 
 def _hub_sample(name: str, location: DatasetLocation, settings: Settings, sample: int) -> DatasetSample:
@@ -104,7 +97,7 @@ def _hub_sample(name: str, location: DatasetLocation, settings: Settings, sample
             if len(result.rows[split]) >= sample and shard in hub.declared:
                 result.row_counts[split] += hub.declared[shard]
                 continue
-            _read_shard(hub.open_shard(path), shard, split, result, sample)
+            _read_shard(rendered.open_shard(path, hub), shard, split, result, sample)
     return result
 
 
@@ -242,7 +235,7 @@ def _leak(split: str, hashes: list[str], train: set[str]) -> str:
 def check_row_counts(data: DatasetSample) -> Check:
     name = f"dataset:{data.name}:row-counts"
     if data.manifest is None:
-        return warned(name, "medium", "no manifest.json", "rerun `deepsynth generate` to rebuild it from the shards")
+        return warned(name, "medium", f"no {MANIFEST_FILE}", "rerun `deepsynth generate` to rebuild it from the shards")
     declared = {split: int(info.get("rows", -1)) for split, info in data.manifest.get("splits", {}).items()}
     mismatches = [
         f"{split}: {data.row_counts.get(split, 0)} rows, manifest says {rows}"
@@ -280,8 +273,11 @@ def check_compression(data: DatasetSample) -> Check:
     if not rows:
         return skipped(name, "no rows with vision tokens sampled")
     ratios = sorted(row["text_tokens"] / row["vision_tokens"] for row in rows)
-    mean = sum(ratios) / len(ratios)
-    message = f"text/vision tokens: mean {mean:.2f}x (min {ratios[0]:.2f}x, max {ratios[-1]:.2f}x)"
+    mean = rendered.compression(sum(row["text_tokens"] for row in rows), sum(row["vision_tokens"] for row in rows))
+    assert mean is not None
+    message = f"drawn text/vision tokens: {mean:.2f}x (rows: min {ratios[0]:.2f}x, max {ratios[-1]:.2f}x)"
+    if int((data.manifest or {}).get("format_version") or 1) < 2:
+        message += "; format 1 counted the whole document, not the drawn text: regenerate for the true figure"
     if not MIN_COMPRESSION <= mean <= MAX_COMPRESSION:
         hint = (
             "pages are mostly empty: raise font_size or lower page_size"

@@ -96,7 +96,7 @@ def test_non_utf8_file_names_the_problem(runner: CliRunner, tmp_path: Path) -> N
 
 def test_missing_column_names_the_columns_present(runner: CliRunner, tmp_path: Path) -> None:
     data = tmp_path / "news.jsonl"
-    data.write_text(json.dumps({"article": "a" * 80, "highlights": "b" * 20}) + "\n")
+    data.write_text(json.dumps({"article": " ".join(["alpha"] * 16), "highlights": "beta gamma"}) + "\n")
     result = runner.invoke(app, ["generate", str(data)])
     assert result.exit_code == 1 and "article" in result.stderr and "--text-column" in result.stderr
     fixed = runner.invoke(

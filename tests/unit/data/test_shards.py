@@ -20,9 +20,12 @@ def test_row_schema_is_what_datasets_writes_for_these_features() -> None:
             **{name: datasets.Value("int32") for name in ("num_pages", "text_tokens", "vision_tokens")},
             "truncated": datasets.Value("bool"),
             "dropped_chars": datasets.Value("int32"),
+            "source_tokens": datasets.Value("int32"),
+            "missing_glyphs": datasets.Value("int32"),
         }
     )
     assert features.arrow_schema.equals(shards.ROW_SCHEMA, check_metadata=True)
+    assert features._to_yaml_list() == shards.hf_features_yaml()
 
 
 def _meta(chunk: int = 0) -> ShardMeta:

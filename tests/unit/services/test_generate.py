@@ -78,7 +78,7 @@ def test_unusable_rows_are_skipped_and_counted_per_reason(
         {"id": "s", "text": article(2)["text"], "summary": ""},
         {"id": "short", "text": "Too short.", "summary": "Sum."},
     ]
-    rows += [{"id": "long", "text": "x" * 60, "summary": "y" * 80}]
+    rows += [{"id": "long", "text": " ".join(["x"] * 12), "summary": " ".join(["y"] * 20)}]
     report = generate.run(generate_cfg([str(make_jsonl(rows))]))
     split = report.datasets[0].splits["train"]
     assert split.rows == 2

@@ -48,4 +48,4 @@ def words_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("words")
     corpus = write_words(root / "words", {"train": 8, "validation": 2})
     big = RenderConfig(page_size=PAGE_SIZE, font_size=40, margin=12, max_pages=1)
-    return render([str(corpus)], root / "out", render=big, min_summary_chars=1, language="en")
+    return render([str(corpus)], root / "out", render=big, min_summary_words=1, language="en")
