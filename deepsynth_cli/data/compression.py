@@ -2,8 +2,8 @@
 
 Compression falls as the font grows (fewer characters per page, same vision tokens), so the font size is found
 by bisection over whole pixel sizes, each step rendering the same sample of the dataset: the first documents of
-its first split, joined, in their language, cut to full pages. The smallest size allowed is
-`MIN_LEGIBLE_FONT_PX`; a target that needs a smaller font is refused, naming the largest reachable figure.
+its first split, joined, in their language, cut to full pages. The smallest size allowed is the language's
+`min_legible_font_px`; a target that needs a smaller font is refused, naming the largest reachable figure.
 """
 
 from __future__ import annotations
@@ -17,9 +17,19 @@ from deepsynth_cli.data.rendered import compression, vision_tokens_per_page
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.errors import ConfigError
 
-# Smallest font size (px) a target may choose. 10 px is where DeepSeek-OCR's reported precision stays high on
-# its own renders; `benchmarks/legibility.py` measures the character error rate per font size to check it.
+# Smallest font size (px) a target may choose, per script, from `benchmarks/legibility.py` (Tesseract 5.3 on our
+# 1024 px pages, benchmarks/RESULTS.md): the size from which the character error rate stays under ~5 %. At 8 px
+# every script is 24-73 % wrong; at 10 px Latin, Cyrillic, Arabic and Devanagari are at 1.4-4 %, CJK at 6.9 %
+# (0 % at 12), Thai at 14.9 % (6.7 % at 12, 3.4 % at 14).
 MIN_LEGIBLE_FONT_PX = 10
+_SCRIPT_FLOORS_PX = {"zh": 12, "ja": 12, "ko": 12, "th": 14}
+
+
+def min_legible_font_px(language: str) -> int:
+    """The smallest font size (px) that stays legible for `language` (a BCP 47 tag such as `zh-Hans`)."""
+    return _SCRIPT_FLOORS_PX.get(language.split("-")[0].lower(), MIN_LEGIBLE_FONT_PX)
+
+
 MAX_FONT_PX = 96  # RenderConfig's upper bound
 SAMPLE_DOCS = 32  # documents of the first split measured
 SAMPLE_PAGES = 2  # full pages rendered per font size tried
@@ -57,8 +67,8 @@ def fit_font_size(
     language: str,
     counter: TextTokenCounter,
 ) -> CompressionFit:
-    """The whole font size (>= MIN_LEGIBLE_FONT_PX) whose full pages come closest to `target`. Raises ConfigError
-    when the sample is too short to fill a page or the target needs a font below the legible minimum."""
+    """The whole font size (>= the language's legible minimum) whose full pages come closest to `target`. Raises
+    ConfigError when the sample is too short to fill a page or the target needs a font below that minimum."""
     text = "\n".join(texts[:SAMPLE_DOCS])
 
     def measure(size: int) -> float:
@@ -72,12 +82,13 @@ def fit_font_size(
         return value
 
     # The largest size at which one line still fits the page (the renderer refuses larger ones).
-    low, high = MIN_LEGIBLE_FONT_PX, min(MAX_FONT_PX, int((render.page_size - 2 * render.margin) / render.line_height))
+    floor = min_legible_font_px(language)
+    low, high = floor, min(MAX_FONT_PX, int((render.page_size - 2 * render.margin) / render.line_height))
     densest = measure(low)
     if densest < target:
         raise ConfigError(
-            f"compression {target:g}x needs a font below {MIN_LEGIBLE_FONT_PX} px: the largest reachable is "
-            f"{densest:.2f}x at {MIN_LEGIBLE_FONT_PX} px",
+            f"compression {target:g}x needs a font below {floor} px, the smallest legible size for {language}: "
+            f"the largest reachable is {densest:.2f}x at {floor} px",
             hint=f"ask for at most {densest:.2f}x, or raise render.page_size",
         )
     measured = {low: densest}
