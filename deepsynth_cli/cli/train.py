@@ -43,7 +43,12 @@ def command(
         typer.Option("--weight", help="Sampling weight per dataset, in order (repeatable).", rich_help_panel=_OPTIM),
     ] = None,
     precision: Annotated[
-        str | None, typer.Option(help="Mixed precision: no, bf16 or fp16.", rich_help_panel=_OPTIM)
+        str | None,
+        typer.Option(
+            help="auto (default: float32 weights + bf16 autocast on a bf16 GPU, fp16 + loss scaling on other GPUs, "
+            "float32 on CPU), no (float32), bf16, fp16, or bf16-pure (bf16 weights: most small updates round away).",
+            rich_help_panel=_OPTIM,
+        ),
     ] = None,
     lora: Annotated[
         bool, typer.Option("--lora", help="Train LoRA adapters on the language model only.", rich_help_panel=_OPTIM)
@@ -163,10 +168,10 @@ class TrainProgress(LiveEvents):
             return
         if isinstance(event, Started):
             share = 100.0 * event.trainable_params / event.total_params if event.total_params else 0.0
-            precision = "float32" if event.precision == "no" else event.precision  # accelerate's "no": no mixing
+            compute = f"autocast {event.autocast}" if event.autocast else "no autocast"
             self._say(
                 f"{event.model}: {event.trainable_params:,} trainable / {event.total_params:,} parameters "
-                f"({share:.2f} %) on {event.device} x{event.processes}, precision {precision}"
+                f"({share:.2f} %) on {event.device} x{event.processes}, weights {event.weights_dtype}, {compute}"
             )
             if event.resumed_from is not None:
                 self._say(f"resumed from {event.resumed_from} at step {event.start_step}")

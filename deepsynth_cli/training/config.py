@@ -20,7 +20,10 @@ from deepsynth_cli.models.preset_config import PRESETS, BatchLimits, ModelPreset
 PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
 DEFAULT_MODEL = "deepseek-ocr-2"
 
-Precision = Literal["no", "bf16", "fp16"]
+# auto: float32 master weights with bf16 autocast on a GPU that has bf16, fp16 autocast with loss scaling on one
+# that has not, plain float32 on a CPU. "no": float32, no autocast. "bf16-pure": bf16 weights and AdamW state
+# (half the memory; at small learning rates most updates round away, so only when asked for).
+Precision = Literal["auto", "no", "bf16", "fp16", "bf16-pure"]
 Tracker = Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]
 
 
@@ -108,7 +111,11 @@ class TrainConfig(_Strict):
     lora: LoraSettings | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    precision: Precision = Field("no", description="accelerate mixed precision: no, bf16, fp16 (loss scaling)")
+    precision: Precision = Field(
+        "auto",
+        description="auto (fp32 weights + bf16 autocast on a bf16 GPU, fp16 + loss scaling on another GPU, fp32 on "
+        "CPU), no (fp32), bf16 or fp16 (fp32 weights + autocast), bf16-pure (bf16 weights and optimiser state)",
+    )
     activation_checkpointing: bool = Field(
         False, description="recompute activations in backward: less memory, about a third more compute"
     )

@@ -19,7 +19,9 @@ class Started:
     resumed_from: Path | None
     device: str
     processes: int
-    precision: str
+    precision: str  # as configured (auto, no, bf16, fp16, bf16-pure)
+    weights_dtype: str = "float32"  # what really runs: the dtype the optimiser updates
+    autocast: str | None = None  # bf16 / fp16 under mixed precision, else None
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from deepsynth_cli.training.events import (
     TrainReport,
 )
 from deepsynth_cli.training.optim import adamw, warmup_cosine
+from deepsynth_cli.training.precision import PURE_BF16_NOTICE, resolve_precision
 from deepsynth_cli.training.trainable import (
     add_lora,
     apply_freezing,
@@ -113,10 +114,10 @@ def _resume_point(cfg: TrainConfig, emit: EventSink) -> Path | None:
     return None
 
 
-def _training_dtype(cfg: TrainConfig) -> str | None:
-    # Mixed precision keeps float32 master weights (autocast computes in bf16/fp16); without it the preset's
-    # dtype is used as is (pure bf16 training when the preset says bfloat16).
-    return "float32" if cfg.precision != "no" else cfg.model.dtype
+def _training_dtype(cfg: TrainConfig) -> str:
+    # The weights the optimiser updates: float32 masters unless pure bf16 was asked for (training/precision.py).
+    # Not the preset's `dtype`, which is how the model is loaded for inference.
+    return "bfloat16" if cfg.precision == "bf16-pure" else "float32"
 
 
 def _load(cfg: TrainConfig, resume: Path | None) -> tuple[Any, Processor, PresetInfo]:
@@ -436,7 +437,7 @@ def _pixel_dtype(model: Any) -> torch.dtype:
 
 def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     """Train as `cfg` says; return what happened. Raises domain errors for what the user can fix."""
-    from accelerate import Accelerator
+    from accelerate import Accelerator, PartialState
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from transformers.utils import logging as hf_logging
 
@@ -447,7 +448,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     # MoE: an expert that no token was routed to in a step has no gradient; DDP must not wait for it.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     trackers = {"log_with": cfg.report_to, "project_dir": cfg.output_dir / "logs"} if cfg.report_to else {}
-    accelerator = Accelerator(mixed_precision=cfg.precision, kwargs_handlers=[ddp], **trackers)
+    precision = resolve_precision(cfg.precision, PartialState().device)
+    accelerator = Accelerator(mixed_precision=precision.mixed, kwargs_handlers=[ddp], **trackers)
     main = accelerator.is_main_process
     if accelerator.device.type == "cpu":
         reuse_freed_host_memory()
@@ -521,8 +523,12 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
             device=str(accelerator.device),
             processes=processes,
             precision=cfg.precision,
+            weights_dtype=precision.weights,
+            autocast=precision.autocast,
         )
     )
+    if cfg.precision == "bf16-pure":
+        say(Notice(PURE_BF16_NOTICE))
     if cfg.report_to:
         accelerator.init_trackers("deepsynth-train", config=_flat(cfg.model_dump(mode="json")))
 
