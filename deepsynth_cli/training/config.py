@@ -1,23 +1,27 @@
 """`TrainConfig`: what `deepsynth train` does, typed, without torch (the CLI validates it before importing torch).
 
-Precedence, lowest to highest: built-in defaults < the model preset's YAML (`configs/train/NAME.yaml`, chosen
-by `model.model` when it names a preset) < the `--config` YAML < command-line flags. Every key of a preset YAML
-(`model`, `batching`, `optim`) is also a key of `TrainConfig`, so a preset file is a valid job config.
+Precedence, lowest to highest: built-in defaults < the model preset's YAML (`deepsynth_cli/presets/NAME.yaml`:
+package data, linked from `configs/train/`; chosen by `model.model` when it names a preset) < the `--config` YAML
+< command-line flags. Every key of a preset YAML is also a key of `TrainConfig`, so a preset file is a valid job
+config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from deepsynth_cli.config import HubConfig, read_yaml, set_dotted
 from deepsynth_cli.errors import ConfigError
 from deepsynth_cli.models.preset_config import PRESETS, BatchLimits, ModelPreset, OptimPreset
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+PRESET_PACKAGE = "deepsynth_cli.presets"  # one YAML per preset, shipped in the wheel
 DEFAULT_MODEL = "deepseek-ocr-2"
 
 # auto: float32 master weights with bf16 autocast on a GPU that has bf16, fp16 autocast with loss scaling on one
@@ -147,10 +151,21 @@ class TrainConfig(_Strict):
         return self
 
 
-def preset_file(name: str) -> Path | None:
-    """The YAML of a built-in preset, when this is a source checkout (a wheel ships the presets in code)."""
-    path = PRESET_DIR / f"{name}.yaml"
-    return path if name in PRESETS and path.is_file() else None
+def preset_file(name: str) -> Traversable | None:
+    """The YAML of a built-in preset (package data: the same file in a checkout and in a wheel)."""
+    if name not in PRESETS:
+        return None
+    path = resources.files(PRESET_PACKAGE) / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+def preset_settings(name: str) -> dict[str, Any]:
+    """The preset YAML of `name` as a mapping ({} when `name` is not a preset)."""
+    path = preset_file(name)
+    if path is None:
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -173,13 +188,14 @@ def load_train_config(path: Path | None = None, overrides: Mapping[str, Any] | N
     chosen = _merge(user, flags)
     model = chosen.get("model", {})
     name = model.get("model", DEFAULT_MODEL) if isinstance(model, dict) else DEFAULT_MODEL
-    base: dict[str, Any] = {}
-    preset_path = preset_file(str(name))
-    if preset_path is not None:
-        base = read_yaml(preset_path)
-    elif name in PRESETS:
-        base = {"model": PRESETS[name].model_dump(exclude_none=True)}
-    elif isinstance(model, dict):
+    base: dict[str, Any] = preset_settings(str(name))
+    if not base and name in PRESETS:
+        # Never train a preset with the bare defaults (lr, steps, freezing) because its file went missing.
+        raise ConfigError(
+            f"the {name} preset's file {name}.yaml is missing from {PRESET_PACKAGE}",
+            hint="reinstall deepsynth (the wheel ships deepsynth_cli/presets/*.yaml)",
+        )
+    if not base and isinstance(model, dict):
         # A folder or Hub id: its own saved preset fields apply, not the default preset's.
         base = {"model": {"model": name}}
     data = _merge(base, chosen)
