@@ -68,8 +68,16 @@ def command(
     seed: Annotated[int | None, typer.Option(help="Seed of weights, data order and dropout.")] = None,
     save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.", rich_help_panel=_RUN)] = None,
     eval_every: Annotated[
-        int | None, typer.Option(help="Evaluate on the validation split every N steps.", rich_help_panel=_RUN)
+        int | None,
+        typer.Option(
+            help="Evaluate on the validation split every N steps and after the last one (0: only after the last; "
+            "default 200). The best evaluation's checkpoint is kept.",
+            rich_help_panel=_RUN,
+        ),
     ] = None,
+    no_eval: Annotated[
+        bool, typer.Option("--no-eval", help="Never evaluate, even with a validation split.", rich_help_panel=_RUN)
+    ] = False,
     report_to: Annotated[
         list[str] | None,
         typer.Option(
@@ -98,7 +106,11 @@ def command(
     config: ConfigFile = None,
     json_output: JsonOutput = False,
 ) -> None:
-    """Fine-tune a model on rendered pages to write their summaries (resumable, evaluates on validation)."""
+    """Fine-tune a model on rendered pages to write their summaries.
+
+    Resumable (--resume). Whenever the datasets have a validation split, the run evaluates on it every 200 steps
+    (--eval-every) and after the last step, and keeps the best evaluation's checkpoint (--no-eval: never).
+    """
     output = Output(json_output)
     with error_boundary(output):
         names = [*(datasets or []), *(more_datasets or [])]
@@ -120,6 +132,7 @@ def command(
             "report_to": report_to or None,
             "checkpoint.every": save_every,
             "eval.every": eval_every,
+            "eval.enabled": False if no_eval else None,
             "resume": resume or None,
             "resume_from": resume_from,
             "push_to_hub": push_to_hub,

@@ -89,9 +89,11 @@ class TrainOptim(OptimPreset):
 
 
 class EvalConfig(_Strict):
-    """Evaluation on a fixed sample of the validation split."""
+    """Evaluation on a fixed sample of the validation split: on by default whenever the split exists, every
+    `every` steps and after the last step; the best evaluation's checkpoint is kept."""
 
-    every: int = Field(0, ge=0, description="evaluate every N steps (0: only at the end)")
+    enabled: bool = Field(True, description="evaluate when a validation split exists (false: never)")
+    every: int = Field(200, ge=0, description="evaluate every N steps and at the end (0: only at the end)")
     rows: int = Field(16, ge=1, le=100_000, description="validation rows per dataset for the loss")
     generate_rows: int = Field(4, ge=0, le=10_000, description="of those, rows summarised for ROUGE-L (0: none)")
     max_new_tokens: int = Field(64, ge=1, le=1024)

@@ -198,7 +198,7 @@ def _max_steps(cfg: TrainConfig, locations: Sequence[DatasetLocation], processes
 def _eval_sets(
     cfg: TrainConfig, locations: Sequence[DatasetLocation], settings: Settings, emit: EventSink
 ) -> list[Row]:
-    if cfg.eval.every == 0:
+    if not cfg.eval.enabled:
         return []
     rows: list[Row] = []
     for location in locations:
@@ -654,7 +654,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
                 window_seconds, window_rows, window_tokens = 0.0, 0, 0
 
             improved = False
-            if validation and (step % cfg.eval.every == 0 or step == max_steps):
+            if validation and (step == max_steps or (cfg.eval.every and step % cfg.eval.every == 0)):
                 val_loss, rouge = evaluate(unwrapped, batcher, validation, cfg, accelerator.device)
                 value = val_loss if cfg.eval.metric == "loss" else rouge
                 if value is not None:
