@@ -96,7 +96,13 @@ class EvalConfig(_Strict):
     every: int = Field(200, ge=0, description="evaluate every N steps and at the end (0: only at the end)")
     rows: int = Field(16, ge=1, le=100_000, description="validation rows per dataset for the loss")
     generate_rows: int = Field(4, ge=0, le=10_000, description="of those, rows summarised for ROUGE-L (0: none)")
-    max_new_tokens: int = Field(64, ge=1, le=1024)
+    max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="generation limit for ROUGE-L (default: the 99th-percentile token length of the training "
+        "summaries seen so far, within batching.max_target_tokens)",
+    )
     metric: Literal["rougeL", "loss"] = Field("loss", description="what picks the best checkpoint")
     patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
 

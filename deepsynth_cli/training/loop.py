@@ -36,7 +36,7 @@ from deepsynth_cli.config import RenderConfig
 from deepsynth_cli.data.store import DatasetLocation, read_manifest, resolve_dataset
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.inference.options import GenerationOptions
-from deepsynth_cli.inference.summarizer import save_render_config
+from deepsynth_cli.inference.summarizer import ModelLimits, save_model_limits, save_render_config
 from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation
 from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model, save_model
 from deepsynth_cli.settings import Settings
@@ -83,6 +83,7 @@ class _Progress:
     best_value: float | None = None
     evals_without_improvement: int = 0
     truncation: dict[str, int] = field(default_factory=dict)
+    target_lengths: list[int] = field(default_factory=list)  # rows per target token count (EOS included)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -305,6 +306,33 @@ def _label_tokens(batch: Batch) -> int:
     return int((batch.inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
+def count_target_lengths(batch: Batch, histogram: list[int]) -> None:
+    """Add each row's count of target tokens (EOS included) to `histogram` (index: the count)."""
+    for length in (batch.inputs["labels"][:, 1:] != IGNORE_INDEX).sum(dim=1).tolist():
+        if length >= len(histogram):
+            histogram.extend([0] * (length + 1 - len(histogram)))
+        histogram[length] += 1
+
+
+def generation_limit(histogram: Sequence[int], cap: int, quantile: float = 0.99) -> int:
+    """`max_new_tokens` that lets `quantile` of the training summaries finish: their 99th-percentile token length
+    (EOS included), within `cap` (batching.max_target_tokens; also the answer before any row was seen)."""
+    total = sum(histogram)
+    if total == 0:
+        return cap
+    seen = 0
+    for length, rows in enumerate(histogram):
+        seen += rows
+        if seen >= quantile * total:
+            return max(1, min(cap, length))
+    return cap
+
+
+def _add_histograms(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    size = max(len(a), len(b))
+    return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(size)]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # One optimiser step (also what `benchmarks/train_step.py` times)
 
@@ -371,10 +399,16 @@ def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
 
 @torch.no_grad()
 def evaluate(
-    model: Any, batcher: Batcher, rows: Sequence[Row], cfg: TrainConfig, device: torch.device
+    model: Any,
+    batcher: Batcher,
+    rows: Sequence[Row],
+    cfg: TrainConfig,
+    device: torch.device,
+    max_new_tokens: int | None = None,
 ) -> tuple[float | None, float | None]:
     """Validation loss (token-weighted) over `rows` and mean ROUGE-L F1 of greedy summaries of the first
-    `eval.generate_rows` of them."""
+    `eval.generate_rows` of them, at most `max_new_tokens` long (default: eval.max_new_tokens, else
+    batching.max_target_tokens)."""
     from deepsynth_cli.evaluation.rouge import score
 
     model.eval()
@@ -396,7 +430,8 @@ def evaluate(
             batch = batcher.generation_inputs(chunk).to(device, dtype=dtype)
             # The decoding `eval` and `serve` default to (greedy with the n-gram repetition guard), so the score
             # that picks the best checkpoint is the one users will see.
-            decoding = GenerationOptions(max_new_tokens=cfg.eval.max_new_tokens).generate_kwargs()
+            length = cfg.eval.max_new_tokens or max_new_tokens or cfg.batching.max_target_tokens
+            decoding = GenerationOptions(max_new_tokens=length).generate_kwargs()
             generated = model.generate(**batch.inputs, **decoding)
             texts = tokenizer.batch_decode(generated[:, batch.inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             for row, text in zip(chunk, texts, strict=True):
@@ -501,6 +536,19 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     truncation_before = Truncation(**progress.truncation)  # all processes, up to the checkpoint resumed from
     truncation = Truncation()  # this process, this run
 
+    lengths_before = list(progress.target_lengths)  # all processes, up to the checkpoint resumed from
+    lengths = [0] * (cfg.batching.max_target_tokens + 1)  # this process, this run (no target is longer)
+
+    def lengths_total() -> list[int]:
+        # A collective, like truncation_total.
+        local = torch.tensor(lengths, device=accelerator.device)
+        summed = accelerator.reduce(local, reduction="sum") if processes > 1 else local
+        return _add_histograms(lengths_before, [int(value) for value in summed.tolist()])
+
+    def limits(histogram: Sequence[int]) -> ModelLimits:
+        length = generation_limit(histogram, cfg.batching.max_target_tokens)
+        return ModelLimits(max_pages=cfg.batching.max_pages, max_new_tokens=length)
+
     def truncation_total() -> dict[str, int]:
         # A collective: every process calls it (checkpoints and the end are reached by all).
         local = torch.tensor(list(truncation.to_dict().values()), device=accelerator.device)
@@ -554,6 +602,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
             save_model(unwrapped, processor, info, folder)
         if render is not None:
             save_render_config(folder, render)
+        save_model_limits(folder, limits(progress.target_lengths))
 
     def save_gathered_weights(folder: Path, weights: dict[str, Any]) -> None:
         # FSDP / DeepSpeed: `weights` is accelerator.get_state_dict(model), the full weights gathered on process 0
@@ -564,12 +613,14 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
         info.save(folder)
         if render is not None:
             save_render_config(folder, render)
+        save_model_limits(folder, limits(progress.target_lengths))
 
     def save_checkpoint(step: int) -> Path:
         root = cfg.output_dir
         path = root / ckpt.checkpoint_name(step)
         settle_losses()
         progress.truncation = truncation_total()
+        progress.target_lengths = lengths_total()
         if sharded:  # every process takes part: gathering the weights and saving the optimiser are collectives
             state = {**progress.to_dict(), "data_position": stream.position.to_dict(), "processes": processes}
             path = ckpt.save_sharded_checkpoint(
@@ -618,6 +669,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
                 rows = stream.next_rows(cfg.optim.batch_size * processes)
                 batch = batcher(rows[rank::processes])
                 truncation += batch.truncation
+                count_target_lengths(batch, lengths)
                 micro.append(batch)
             lr = float(scheduler.get_last_lr()[0])
             result = optimizer_step(
@@ -655,7 +707,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
 
             improved = False
             if validation and (step == max_steps or (cfg.eval.every and step % cfg.eval.every == 0)):
-                val_loss, rouge = evaluate(unwrapped, batcher, validation, cfg, accelerator.device)
+                seen = limits(_add_histograms(lengths_before, lengths)).max_new_tokens  # this process's rows
+                val_loss, rouge = evaluate(unwrapped, batcher, validation, cfg, accelerator.device, seen)
                 value = val_loss if cfg.eval.metric == "loss" else rouge
                 if value is not None:
                     better = progress.best_value is None or (
@@ -682,6 +735,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     final: Path | None = None
     # FSDP / DeepSpeed: every process takes part in gathering the full weights; they exist on process 0 only.
     gathered = accelerator.get_state_dict(model) if sharded else None
+    final_lengths = lengths_total()  # a collective too
     if main:
         final = cfg.output_dir
         if cfg.lora is not None:
@@ -696,6 +750,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
             save_model(unwrapped, processor, info, final)
         if render is not None:  # `serve` and `eval` render text exactly as the training pages were
             save_render_config(final, render)
+        save_model_limits(final, limits(final_lengths))  # `eval` and `serve` default to these
         ckpt.write_run_config(final, cfg.model_dump(mode="json"))
     accelerator.wait_for_everyone()
 
