@@ -51,8 +51,31 @@ def command(
         ),
     ] = None,
     lora: Annotated[
-        bool, typer.Option("--lora", help="Train LoRA adapters on the language model only.", rich_help_panel=_OPTIM)
+        bool,
+        typer.Option(
+            "--lora",
+            help="Train LoRA adapters on the language model's linear layers (lr 2e-4 unless given; the projector "
+            "still trains in full unless --freeze-projector).",
+            rich_help_panel=_OPTIM,
+        ),
     ] = False,
+    routed_experts: Annotated[
+        str | None,
+        typer.Option(
+            help="MoE routed experts: train (in full; default without --lora), freeze (default with --lora), or "
+            "lora (adapters on the fused expert tensors; needs --lora).",
+            rich_help_panel=_OPTIM,
+        ),
+    ] = None,
+    projector: Annotated[
+        bool | None,
+        typer.Option(
+            "--train-projector/--freeze-projector",
+            help="Train the multi-modal projector and view separator (default: train; the deepseek-ocr-2 preset "
+            "freezes them).",
+            rich_help_panel=_OPTIM,
+        ),
+    ] = None,
     activation_checkpointing: Annotated[
         bool,
         typer.Option(
@@ -127,6 +150,8 @@ def command(
             "optim.seed": seed,
             "precision": precision,
             "lora": {} if lora else None,
+            "trainable.routed_experts": routed_experts,
+            "trainable.projector": projector,
             "activation_checkpointing": activation_checkpointing or None,
             "compile": compile_model or None,
             "report_to": report_to or None,

@@ -19,10 +19,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from deepsynth_cli.config import HubConfig, read_yaml, set_dotted
 from deepsynth_cli.errors import ConfigError
-from deepsynth_cli.models.preset_config import PRESETS, BatchLimits, ModelPreset, OptimPreset
+from deepsynth_cli.models.preset_config import (
+    PRESETS,
+    BatchLimits,
+    ModelPreset,
+    OptimPreset,
+    RoutedExperts,
+    TrainableConfig,
+)
 
 PRESET_PACKAGE = "deepsynth_cli.presets"  # one YAML per preset, shipped in the wheel
 DEFAULT_MODEL = "deepseek-ocr-2"
+LORA_LR = 2e-4  # the learning rate LoRA runs get when none is given: adapters start at zero and want ~10x more
 
 # auto: float32 master weights with bf16 autocast on a GPU that has bf16, fp16 autocast with loss scaling on one
 # that has not, plain float32 on a CPU. "no": float32, no autocast. "bf16-pure": bf16 weights and AdamW state
@@ -60,14 +68,6 @@ class DataConfig(_Strict):
         if self.eval_split == "test":
             raise ValueError("the test split is for the final evaluation only: evaluate on 'validation'")
         return self
-
-
-class TrainableConfig(_Strict):
-    """What is updated. `optim.freeze` adds module prefixes on top of these switches."""
-
-    vision_tower: bool = Field(False, description="train the vision encoder (frozen by default)")
-    projector: bool = Field(True, description="train the multi-modal projector and the view separator")
-    routed_experts: bool = Field(True, description="false freezes the MoE routed experts of the decoder")
 
 
 class LoraSettings(_Strict):
@@ -148,8 +148,17 @@ class TrainConfig(_Strict):
     )
     hub: HubConfig = Field(default_factory=HubConfig, description="retries and timeout of the push")
 
+    @property
+    def routed_experts(self) -> RoutedExperts:
+        """What happens to the routed experts, defaults resolved."""
+        if self.trainable.routed_experts is not None:
+            return self.trainable.routed_experts
+        return "freeze" if self.lora is not None else "train"
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
+        if self.trainable.routed_experts == "lora" and self.lora is None:
+            raise ValueError("trainable.routed_experts: lora needs LoRA (--lora, or a lora: section)")
         if not self.data.datasets:
             raise ValueError("name at least one dataset (data.datasets, --datasets)")
         if self.push_to_hub is not None:
@@ -207,6 +216,10 @@ def load_train_config(path: Path | None = None, overrides: Mapping[str, Any] | N
         # A folder or Hub id: its own saved preset fields apply, not the default preset's.
         base = {"model": {"model": name}}
     data = _merge(base, chosen)
+    optim = chosen.get("optim")
+    lr_given = isinstance(optim, dict) and optim.get("lr") is not None
+    if chosen.get("lora") is not None and not lr_given:
+        data = _merge(data, {"optim": {"lr": LORA_LR}})  # the preset's lr is for a full fine-tune
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 from deepsynth_cli.config import RenderConfig
 from deepsynth_cli.data.store import DatasetLocation, read_manifest, resolve_dataset
@@ -56,16 +57,19 @@ from deepsynth_cli.training.events import (
 from deepsynth_cli.training.optim import adamw, warmup_cosine
 from deepsynth_cli.training.precision import PURE_BF16_NOTICE, resolve_precision
 from deepsynth_cli.training.trainable import (
+    TRAINED_BASE_FILE,
     add_lora,
     apply_freezing,
     count_parameters,
     load_lora_weights,
+    load_trained_base,
     train_mode,
+    trained_base,
 )
 
 OOM_HINT = (
     "lower --batch-size (raise --grad-accum-steps to keep the effective batch), lower batching.max_pages or "
-    "max_target_tokens, add --activation-checkpointing, or train less (--lora, trainable.routed_experts: false)"
+    "max_target_tokens, add --activation-checkpointing, or train less (--lora, --routed-experts freeze)"
 )
 
 
@@ -129,10 +133,11 @@ def _load(cfg: TrainConfig, resume: Path | None) -> tuple[Any, Processor, Preset
     if full_weights:
         info = dataclasses.replace(info, name=cfg.model.model, source=cfg.model.model)
     if cfg.lora is not None:
-        model = add_lora(model, cfg.lora)
-        if resume is not None:
-            load_lora_weights(model, resume / "adapter_model.safetensors")
+        model = add_lora(model, cfg.lora, experts=cfg.routed_experts == "lora")
     apply_freezing(model, cfg)
+    if cfg.lora is not None and resume is not None:
+        load_lora_weights(model, resume / "adapter_model.safetensors")
+        load_trained_base(model, resume / TRAINED_BASE_FILE)
     if cfg.activation_checkpointing:
         checkpoint_activations(model)
     if cfg.compile:
@@ -455,7 +460,7 @@ def _merged_lora(cfg: TrainConfig, peft_model: Any, fsdp_weights: dict[str, Any]
         return peft_model.merge_and_unload()
     assert cfg.lora is not None
     fresh, _, _ = load_model(cfg.model, dtype=_training_dtype(cfg), seed=cfg.optim.seed)  # type: ignore[arg-type]
-    fresh = add_lora(fresh, cfg.lora)
+    fresh = add_lora(fresh, cfg.lora, experts=cfg.routed_experts == "lora")
     fresh.load_state_dict(fsdp_weights)
     return fresh.merge_and_unload()
 
@@ -596,6 +601,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     def save_weights(folder: Path) -> None:
         if cfg.lora is not None:
             unwrapped.save_pretrained(folder)  # the adapter only; the base is the preset's
+            save_file(trained_base(unwrapped), str(folder / TRAINED_BASE_FILE))  # and what trains in full
             processor.save_pretrained(folder)
             info.save(folder)
         else:
@@ -609,6 +615,9 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
         # (the unwrapped FSDP module's own tensors are only this process's shard). With LoRA, peft keeps the
         # adapter's entries of it.
         unwrapped.save_pretrained(folder, state_dict=weights)
+        if cfg.lora is not None:
+            in_full = set(trained_base(unwrapped))
+            save_file({k: v.contiguous() for k, v in weights.items() if k in in_full}, str(folder / TRAINED_BASE_FILE))
         processor.save_pretrained(folder)
         info.save(folder)
         if render is not None:
