@@ -23,9 +23,10 @@ import dataclasses
 import gc
 import json
 import math
+import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -160,6 +161,31 @@ def _training_render(locations: Sequence[DatasetLocation], settings: Settings, s
         if render != first:
             say(Notice(f"{name} was rendered with other settings than {first_name}; the model keeps {first_name}'s"))
     return first
+
+
+def deepspeed_options(cfg: TrainConfig, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Accelerator keywords that make a DeepSpeed engine step once per optimiser step, not per micro-batch.
+
+    Under `accelerate launch` with a DeepSpeed config the engine owns the optimiser step: it must be told the
+    accumulation (`gradient_accumulation_steps` in its plugin), and accelerate's own count of micro-batches must
+    match, for `accumulate` to mark the last one. A launcher config that sets another value is refused.
+    Elsewhere: no keywords (the loop accumulates itself).
+    """
+    if environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
+        return {}
+    steps = cfg.optim.grad_accum_steps
+    configured = environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")
+    if configured is not None and configured != str(steps):
+        raise ConfigError(
+            f"the DeepSpeed launcher config sets gradient_accumulation_steps {configured} but this run accumulates "
+            f"{steps} micro-batches per optimiser step (optim.grad_accum_steps)",
+            hint="remove gradient_accumulation_steps from the accelerate config's deepspeed_config (deepsynth sets "
+            "it), or give the same value to --grad-accum-steps",
+        )
+    from accelerate.utils import DeepSpeedPlugin
+
+    plugin = DeepSpeedPlugin(gradient_accumulation_steps=steps)  # the rest from the launcher's environment
+    return {"deepspeed_plugin": plugin, "gradient_accumulation_steps": steps}
 
 
 def reuse_freed_host_memory() -> None:
@@ -373,15 +399,20 @@ def optimizer_step(
         summed = accelerator.reduce(torch.tensor(counts, device=accelerator.device), reduction="sum")
         counts = [int(value) for value in summed]
     step_tokens, input_tokens = counts
+    # DeepSpeed's engine steps the optimiser inside `backward`, at the boundary `accumulate` marks (its plugin knows
+    # the accumulation: `deepspeed_options`), and divides the loss by the accumulation steps: undone here.
+    deepspeed = ckpt.is_deepspeed(accelerator)
+    scale = processes * (len(micro) if deepspeed else 1)
     loss_sum = torch.zeros((), device=accelerator.device)
     for index, batch in enumerate(micro):
         inputs = batch.to(accelerator.device, dtype=pixel_dtype).inputs
         last = index == len(micro) - 1
         # Gradients are all-reduced once per optimiser step, on the last micro-batch.
-        with contextlib.nullcontext() if last else accelerator.no_sync(model):
+        syncing = accelerator.accumulate(model) if deepspeed else accelerator.no_sync(model)
+        with contextlib.nullcontext() if last and not deepspeed else syncing:
             out = model(**inputs, num_items_in_batch=max(1, step_tokens))
             # DDP averages gradients over processes; the loss is already a share of the global sum.
-            accelerator.backward(out.loss * processes)
+            accelerator.backward(out.loss * scale)
         loss_sum += out.loss.detach().float()
     grad_norm = None
     if max_grad_norm is not None:
@@ -489,7 +520,9 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     trackers = {"log_with": cfg.report_to, "project_dir": cfg.output_dir / "logs"} if cfg.report_to else {}
     precision = resolve_precision(cfg.precision, PartialState().device)
-    accelerator = Accelerator(mixed_precision=precision.mixed, kwargs_handlers=[ddp], **trackers)
+    accelerator = Accelerator(
+        mixed_precision=precision.mixed, kwargs_handlers=[ddp], **trackers, **deepspeed_options(cfg, os.environ)
+    )
     main = accelerator.is_main_process
     if accelerator.device.type == "cpu":
         reuse_freed_host_memory()
