@@ -219,9 +219,12 @@ class TrainProgress(LiveEvents):
                 )
         elif isinstance(event, StepDone):
             memory = f" {event.memory_gib:.1f} GiB" if event.memory_gib is not None else ""
+            experts = ""
+            if event.moe_max_share is not None and event.moe_entropy is not None:
+                experts = f" experts max {event.moe_max_share:.2f} H {event.moe_entropy:.2f}"
             stats = (
                 f"loss {event.loss:.4f} lr {event.lr:.2e} {event.samples_per_s:.2f} samples/s "
-                f"{event.tokens_per_s:.0f} tok/s{memory}"
+                f"{event.tokens_per_s:.0f} tok/s{memory}{experts}"
             )
             if self._progress is not None:
                 self._progress.update(self._task, completed=event.step, stats=stats)

@@ -86,6 +86,9 @@ class TrainOptim(OptimPreset):
 
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine ends at lr * min_lr_ratio")
     epochs: float | None = Field(None, gt=0, description="stop after this many passes (needs known sizes)")
+    router_aux_loss_coef: float = Field(
+        0.0, ge=0, le=1, description="weight of the MoE load-balance loss added to the LM loss (0: none; try 1e-3)"
+    )
 
 
 class EvalConfig(_Strict):

@@ -34,6 +34,8 @@ class StepDone:
     samples_per_s: float
     tokens_per_s: float
     memory_gib: float | None  # peak accelerator memory, None on CPU
+    moe_max_share: float | None = None  # largest expert's share of routed slots since the last log, worst layer
+    moe_entropy: float | None = None  # entropy of tokens per expert / ln(experts), mean over layers (1: even)
 
 
 @dataclass(frozen=True)

@@ -55,6 +55,7 @@ from deepsynth_cli.training.events import (
     StepDone,
     TrainReport,
 )
+from deepsynth_cli.training.moe import RouterLoad
 from deepsynth_cli.training.optim import adamw, warmup_cosine
 from deepsynth_cli.training.precision import PURE_BF16_NOTICE, resolve_precision
 from deepsynth_cli.training.trainable import (
@@ -388,6 +389,8 @@ def optimizer_step(
     trainable: Sequence[torch.nn.Parameter],
     max_grad_norm: float | None,
     pixel_dtype: torch.dtype,
+    router: RouterLoad | None = None,
+    router_aux_loss_coef: float = 0.0,
 ) -> StepResult:
     """Forward and backward over this process's micro-batches, clip, AdamW, schedule, clear the gradients.
 
@@ -410,9 +413,15 @@ def optimizer_step(
         # Gradients are all-reduced once per optimiser step, on the last micro-batch.
         syncing = accelerator.accumulate(model) if deepspeed else accelerator.no_sync(model)
         with contextlib.nullcontext() if last and not deepspeed else syncing:
+            if router is not None:
+                router.begin()
             out = model(**inputs, num_items_in_batch=max(1, step_tokens))
+            loss = out.loss
+            balance = router.balance_loss() if router is not None and router_aux_loss_coef else None
+            if balance is not None:  # a mean per micro-batch: the step's term is their average
+                loss = loss + router_aux_loss_coef * balance / len(micro)
             # DDP averages gradients over processes; the loss is already a share of the global sum.
-            accelerator.backward(out.loss * scale)
+            accelerator.backward(loss * scale)
         loss_sum += out.loss.detach().float()
     grad_norm = None
     if max_grad_norm is not None:
@@ -700,6 +709,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     # ---- train ---------------------------------------------------------------------------------------------
     stopped_early = False
     pixel_dtype = _pixel_dtype(unwrapped)
+    # Tokens per expert of the MoE routers, read on logged steps; their probabilities too for the balance loss.
+    router = RouterLoad(unwrapped, keep_probabilities=cfg.optim.router_aux_loss_coef > 0)
     step = progress.step
     rows_per_step = cfg.optim.batch_size * cfg.optim.grad_accum_steps * processes
     window_seconds, window_rows, window_tokens = 0.0, 0, 0  # since the last log line: its samples/s and tokens/s
@@ -723,6 +734,8 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
                 trainable=trainable,
                 max_grad_norm=cfg.optim.max_grad_norm,
                 pixel_dtype=pixel_dtype,
+                router=router,
+                router_aux_loss_coef=cfg.optim.router_aux_loss_coef,
             )
             step += 1
             pending_losses.append(result.loss)
@@ -741,16 +754,19 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
                 grad_norm = float(result.grad_norm) if result.grad_norm is not None else None
                 memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
                 rates = (window_rows / window_seconds, window_tokens / window_seconds)
-                say(StepDone(step, max_steps, progress.losses[-1], lr, grad_norm, *rates, memory))
+                load = router.summary(lambda t: accelerator.reduce(t, reduction="sum") if processes > 1 else t) or {}
+                say(StepDone(step, max_steps, progress.losses[-1], lr, grad_norm, *rates, memory, **load))
                 if cfg.report_to:
                     scalars = {"loss": progress.losses[-1], "lr": lr, "samples_per_s": rates[0], "grad_norm": grad_norm}
+                    scalars.update(load)
                     accelerator.log(_defined("train/", scalars), step=step)
                 window_seconds, window_rows, window_tokens = 0.0, 0, 0
 
             improved = False
             if validation and (step == max_steps or (cfg.eval.every and step % cfg.eval.every == 0)):
                 seen = limits(_add_histograms(lengths_before, lengths)).max_new_tokens  # this process's rows
-                val_loss, rouge = evaluate(unwrapped, batcher, validation, cfg, accelerator.device, seen)
+                with router.paused():
+                    val_loss, rouge = evaluate(unwrapped, batcher, validation, cfg, accelerator.device, seen)
                 value = val_loss if cfg.eval.metric == "loss" else rouge
                 if value is not None:
                     better = progress.best_value is None or (
