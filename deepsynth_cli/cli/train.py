@@ -54,8 +54,7 @@ def command(
         bool,
         typer.Option(
             "--lora",
-            help="Train LoRA adapters on the language model's linear layers (lr 2e-4 unless given; the projector "
-            "still trains in full unless --freeze-projector).",
+            help="Train LoRA adapters on the language model's linear layers (lr 2e-4 unless given).",
             rich_help_panel=_OPTIM,
         ),
     ] = False,
@@ -68,11 +67,10 @@ def command(
         ),
     ] = None,
     projector: Annotated[
-        bool | None,
+        str | None,
         typer.Option(
-            "--train-projector/--freeze-projector",
-            help="Train the multi-modal projector and view separator (default: train; the deepseek-ocr-2 preset "
-            "freezes them).",
+            help="Multi-modal projector and view separator: train (default) or freeze (deepseek-ocr-2 preset: "
+            "freeze); with --lora they train in full beside the adapters.",
             rich_help_panel=_OPTIM,
         ),
     ] = None,
@@ -151,7 +149,7 @@ def command(
             "precision": precision,
             "lora": {} if lora else None,
             "trainable.routed_experts": routed_experts,
-            "trainable.projector": projector,
+            "trainable.projector": {"train": True, "freeze": False}.get(projector or "", projector),
             "activation_checkpointing": activation_checkpointing or None,
             "compile": compile_model or None,
             "report_to": report_to or None,

@@ -166,6 +166,7 @@ def save_sharded_checkpoint(
     save_weights: Callable[[Path, dict[str, Any]], None],
     optimizer: Any,
     scheduler: Any,
+    scaler: Any,
     config: dict[str, Any],
     state: dict[str, Any],
 ) -> Path:
@@ -183,7 +184,7 @@ def save_sharded_checkpoint(
     _save_sharded_optimizer(accelerator, model, optimizer, partial)
     accelerator.wait_for_everyone()  # every shard is written before the folder is renamed
     if main:
-        _finish(partial, step, scheduler=scheduler, scaler=accelerator.scaler, config=config, state=state)
+        _finish(partial, step, scheduler=scheduler, scaler=scaler, config=config, state=state)
     accelerator.wait_for_everyone()
     return root / checkpoint_name(step)
 

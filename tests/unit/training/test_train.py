@@ -35,6 +35,7 @@ CHECKPOINT_FILES = {
     "tokenizer_config.json",
     "deepsynth_preset.json",
     "deepsynth_render.json",
+    "deepsynth_limits.json",
     "optimizer.pt",
     "scheduler.pt",
     "rng_state.pt",
