@@ -1,4 +1,9 @@
-"""The training loop, written out: setup -> train -> save -> cleanup.
+"""The training loop, written out: setup -> train -> save -> cleanup, as torchtune's recipes read.
+
+    run = setup(cfg, emit, settings)   # accelerator, data, model, optimiser, schedule, resume: one `_Run`
+    train_steps(run)                   # the steps below, with logging, evaluation and checkpoints
+    save_final(run)                    # the final model (merged with LoRA) through the one `save_weights`
+    return cleanup(run)                # trackers and process group closed; the report
 
 One optimiser step:
 
@@ -626,7 +631,7 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
 
 def setup(cfg: TrainConfig, emit: EventSink, settings: Settings) -> _Run:
     """Accelerator, datasets, model, optimiser, schedule and data position (from the checkpoint when resuming)."""
-    from accelerate import Accelerator, PartialState
+    from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from transformers.utils import logging as hf_logging
 
@@ -635,12 +640,14 @@ def setup(cfg: TrainConfig, emit: EventSink, settings: Settings) -> _Run:
     # MoE: an expert that no token was routed to in a step has no gradient; DDP must not wait for it.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     trackers = {"log_with": cfg.report_to, "project_dir": cfg.output_dir / "logs"} if cfg.report_to else {}
-    precision = resolve_precision(cfg.precision, PartialState().device)
     # Autocast and loss scaling are ours (`optimizer_step`), not accelerate's: its mixed precision is fixed for the
     # life of the process, and one process may run several trainings (tests, notebooks) with different settings.
     accelerator = Accelerator(
         mixed_precision="no", kwargs_handlers=[ddp], **trackers, **deepspeed_options(cfg, os.environ)
     )
+    # After the Accelerator: it is what reads the launcher's environment (ACCELERATE_USE_CPU, the process group);
+    # a PartialState made before it would settle this process as a lone one.
+    precision = resolve_precision(cfg.precision, accelerator.device)
     if accelerator.device.type == "cpu":
         reuse_freed_host_memory()
     say: EventSink = emit if accelerator.is_main_process else (lambda event: None)
