@@ -813,8 +813,10 @@ def train_steps(run: _Run) -> None:
 def _evaluate_now(run: _Run, step: int, autocast: torch.dtype | None) -> bool:
     """Evaluate at `step`, record it, and say whether it is the best so far."""
     cfg, progress = run.cfg, run.progress
-    # This process's rows so far (no collective here): the generation limit the saved model will carry.
-    seen = run.limits(_add_histograms(run._lengths_before, run.lengths)).max_new_tokens
+    # All processes' rows so far (a collective: every process evaluates at the same step), so that every process
+    # generates to the same limit: the one the saved model will carry.
+    lengths = run.reduce(torch.tensor(run.lengths, device=run.accelerator.device)).tolist()
+    seen = run.limits(_add_histograms(run._lengths_before, lengths)).max_new_tokens
     with run.router.paused(), _autocast(run.accelerator.device, autocast):
         val_loss, rouge = evaluate(run.unwrapped, run.batcher, run.validation, cfg, run.accelerator.device, seen)
     value = val_loss if cfg.eval.metric == "loss" else rouge
