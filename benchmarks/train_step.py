@@ -277,13 +277,17 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run_ours(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace) -> tuple[float, float, list[float]]:
+    import torch
     from accelerate import Accelerator
 
     from deepsynth_cli.training.loop import _pixel_dtype, optimizer_step, reuse_freed_host_memory
+    from deepsynth_cli.training.moe import RouterLoad
     from deepsynth_cli.training.optim import adamw, warmup_cosine
     from deepsynth_cli.training.trainable import train_mode
 
-    accelerator = Accelerator(mixed_precision=cfg.precision, cpu=args.device == "cpu")
+    # As `deepsynth train` does: accelerate without mixed precision, the loop's own autocast, the router hooks.
+    accelerator = Accelerator(mixed_precision="no", cpu=args.device == "cpu")
+    autocast = torch.bfloat16 if cfg.precision == "bf16" else None
     if accelerator.device.type == "cpu" and not args.default_malloc:
         reuse_freed_host_memory()  # as `deepsynth train` does on a CPU
     optimizer = adamw(model.named_parameters(), cfg.optim.lr, cfg.optim.weight_decay)
@@ -293,6 +297,7 @@ def _run_ours(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace
     train_mode(model)
     trainable = [param for param in model.parameters() if param.requires_grad]
     pixel_dtype = _pixel_dtype(accelerator.unwrap_model(model))
+    router = RouterLoad(accelerator.unwrap_model(model))
     losses: list[float] = []
     for index, batch in enumerate(batches):
         if index == args.warmup:
@@ -307,6 +312,8 @@ def _run_ours(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace
             trainable=trainable,
             max_grad_norm=cfg.optim.max_grad_norm,
             pixel_dtype=pixel_dtype,
+            router=router,
+            autocast=autocast,
         )
         losses.append(float(result.loss))  # what a logged step of `deepsynth train` reads (its one host sync)
     _sync(args.device)

@@ -48,14 +48,38 @@ def command(
         ),
     ] = None,
     precision: Annotated[
-        str | None, typer.Option(help="Mixed precision: no, bf16 or fp16.", rich_help_panel=_OPTIM)
+        str | None,
+        typer.Option(
+            help="auto (default: float32 weights + bf16 autocast on a bf16 GPU, fp16 + loss scaling on other GPUs, "
+            "float32 on CPU), no (float32), bf16, fp16, or bf16-pure (bf16 weights: most small updates round away).",
+            rich_help_panel=_OPTIM,
+        ),
     ] = None,
     lora: Annotated[
         bool,
         typer.Option(
-            "--lora", metavar=FLAG, help="Train LoRA adapters on the language model only.", rich_help_panel=_OPTIM
+            "--lora",
+            metavar=FLAG,
+            help="Train LoRA adapters on the language model's linear layers (lr 2e-4 unless given).",
+            rich_help_panel=_OPTIM,
         ),
     ] = False,
+    routed_experts: Annotated[
+        str | None,
+        typer.Option(
+            help="MoE routed experts: train (in full; default without --lora), freeze (default with --lora), or "
+            "lora (adapters on the fused expert tensors; needs --lora).",
+            rich_help_panel=_OPTIM,
+        ),
+    ] = None,
+    projector: Annotated[
+        str | None,
+        typer.Option(
+            help="Multi-modal projector and view separator: train (default) or freeze (deepseek-ocr-2 preset: "
+            "freeze); with --lora they train in full beside the adapters.",
+            rich_help_panel=_OPTIM,
+        ),
+    ] = None,
     activation_checkpointing: Annotated[
         bool,
         typer.Option(
@@ -74,8 +98,16 @@ def command(
     seed: Annotated[int | None, typer.Option(help="Seed of weights, data order and dropout.")] = None,
     save_every: Annotated[int | None, typer.Option(help="Checkpoint every N steps.", rich_help_panel=_RUN)] = None,
     eval_every: Annotated[
-        int | None, typer.Option(help="Evaluate on the validation split every N steps.", rich_help_panel=_RUN)
+        int | None,
+        typer.Option(
+            help="Evaluate on the validation split every N steps and after the last one (0: only after the last; "
+            "default 200). The best evaluation's checkpoint is kept.",
+            rich_help_panel=_RUN,
+        ),
     ] = None,
+    no_eval: Annotated[
+        bool, typer.Option("--no-eval", help="Never evaluate, even with a validation split.", rich_help_panel=_RUN)
+    ] = False,
     report_to: Annotated[
         list[str] | None,
         typer.Option(
@@ -106,7 +138,11 @@ def command(
     json_output: JsonOutput = False,
     help_: Help = False,
 ) -> None:
-    """Fine-tune a model on rendered pages to write their summaries (resumable, evaluates on validation)."""
+    """Fine-tune a model on rendered pages to write their summaries.
+
+    Resumable (--resume). Whenever the datasets have a validation split, the run evaluates on it every 200 steps
+    (--eval-every) and after the last step, and keeps the best evaluation's checkpoint (--no-eval: never).
+    """
     output = Output(json_output)
     with error_boundary(output):
         names = dataset_names(datasets, ctx)
@@ -123,11 +159,14 @@ def command(
             "optim.seed": seed,
             "precision": precision,
             "lora": {} if lora else None,
+            "trainable.routed_experts": routed_experts,
+            "trainable.projector": {"train": True, "freeze": False}.get(projector or "", projector),
             "activation_checkpointing": activation_checkpointing or None,
             "compile": compile_model or None,
             "report_to": report_to or None,
             "checkpoint.every": save_every,
             "eval.every": eval_every,
+            "eval.enabled": False if no_eval else None,
             "resume": resume or None,
             "resume_from": resume_from,
             "push_to_hub": push_to_hub,
@@ -177,10 +216,10 @@ class TrainProgress(LiveEvents):
             return
         if isinstance(event, Started):
             share = 100.0 * event.trainable_params / event.total_params if event.total_params else 0.0
-            precision = "float32" if event.precision == "no" else event.precision  # accelerate's "no": no mixing
+            compute = f"autocast {event.autocast}" if event.autocast else "no autocast"
             self._say(
                 f"{event.model}: {event.trainable_params:,} trainable / {event.total_params:,} parameters "
-                f"({share:.2f} %) on {event.device} x{event.processes}, precision {precision}"
+                f"({share:.2f} %) on {event.device} x{event.processes}, weights {event.weights_dtype}, {compute}"
             )
             if event.resumed_from is not None:
                 self._say(f"resumed from {event.resumed_from} at step {event.start_step}")
@@ -190,9 +229,12 @@ class TrainProgress(LiveEvents):
                 )
         elif isinstance(event, StepDone):
             memory = f" {event.memory_gib:.1f} GiB" if event.memory_gib is not None else ""
+            experts = ""
+            if event.moe_max_share is not None and event.moe_entropy is not None:
+                experts = f" experts max {event.moe_max_share:.2f} H {event.moe_entropy:.2f}"
             stats = (
                 f"loss {event.loss:.4f} lr {event.lr:.2e} {event.samples_per_s:.2f} samples/s "
-                f"{event.tokens_per_s:.0f} tok/s{memory}"
+                f"{event.tokens_per_s:.0f} tok/s{memory}{experts}"
             )
             if self._progress is not None:
                 self._progress.update(self._task, completed=event.step, stats=stats)

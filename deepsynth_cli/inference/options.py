@@ -9,6 +9,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+DEFAULT_MAX_NEW_TOKENS = 128
+"""The length limit of a model that records none (a preset, or a model not trained by deepsynth)."""
+
 
 class GenerationOptions(BaseModel):
     """Decoding settings. Greedy with an n-gram repetition guard by default: repetition loops are the most
@@ -16,7 +19,13 @@ class GenerationOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_new_tokens: int = Field(128, ge=1, le=1024, description="summary length limit in tokens")
+    max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="summary length limit in tokens (default: the model's own, from the lengths of its training "
+        f"summaries; {DEFAULT_MAX_NEW_TOKENS} for a model without one)",
+    )
     num_beams: int = Field(1, ge=1, le=8, description="beam search width (1: greedy or sampling)")
     do_sample: bool = Field(False, description="sample instead of searching (uses temperature and top_p)")
     temperature: float = Field(1.0, gt=0, le=2.0, description="sampling temperature")
@@ -36,7 +45,7 @@ class GenerationOptions(BaseModel):
     def generate_kwargs(self) -> dict[str, Any]:
         """Keywords for `model.generate`; sampling knobs only when sampling (transformers warns otherwise)."""
         kwargs: dict[str, Any] = {
-            "max_new_tokens": self.max_new_tokens,
+            "max_new_tokens": self.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
             "num_beams": self.num_beams,
             "do_sample": self.do_sample,
             "no_repeat_ngram_size": self.no_repeat_ngram_size,

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,52 @@ RENDER_FILE = "deepsynth_render.json"
 """Written beside the weights by `deepsynth train`: how the pages it learned from were rendered."""
 
 
+LIMITS_FILE = "deepsynth_limits.json"
+"""Written beside the weights by `deepsynth train`: the page limit it trained with (`batching.max_pages`) and the
+generation limit its training summaries call for (`max_new_tokens`: their 99th-percentile token length, EOS
+included, within `batching.max_target_tokens`). `eval` and `serve` default to both."""
+
+
+@dataclass(frozen=True)
+class ModelLimits:
+    max_pages: int
+    max_new_tokens: int
+
+
+def save_model_limits(folder: Path, limits: ModelLimits) -> Path:
+    path = Path(folder) / LIMITS_FILE
+    path.write_text(json.dumps(asdict(limits), indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    return path
+
+
+def read_model_limits(source: str | Path) -> ModelLimits | None:
+    """The limits saved with a model folder or a Hub model; None when absent."""
+    path = _model_file(source, LIMITS_FILE)
+    if path is None:
+        return None
+    try:
+        values = json.loads(path.read_text(encoding="utf-8"))
+        return ModelLimits(max_pages=int(values["max_pages"]), max_new_tokens=int(values["max_new_tokens"]))
+    except (ValueError, KeyError, TypeError) as error:
+        raise ConfigError(f"{path} is not a valid limits file: {error}", hint="delete or fix the file") from error
+
+
+def _model_file(source: str | Path, name: str) -> Path | None:
+    """One small file of a model folder or Hub model trained by deepsynth; None when absent (or a preset)."""
+    folder = Path(source)
+    if str(source) in PRESETS:  # presets are base models: they were not trained on rendered pages by us
+        return None
+    if folder.is_dir():
+        path = folder / name
+        return path if path.is_file() else None
+    try:
+        from huggingface_hub import hf_hub_download
+
+        return Path(hf_hub_download(str(source), name))
+    except Exception:  # not on the Hub, offline, or a model not trained by deepsynth
+        return None
+
+
 def save_render_config(folder: Path, render: RenderConfig) -> Path:
     path = Path(folder) / RENDER_FILE
     path.write_text(json.dumps(render.model_dump(mode="json"), indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -42,20 +88,9 @@ def save_render_config(folder: Path, render: RenderConfig) -> Path:
 
 def read_render_config(source: str | Path) -> RenderConfig | None:
     """The render settings saved with a model folder, or with a Hub model (one small file); None when absent."""
-    folder = Path(source)
-    if str(source) in PRESETS:  # presets are base models: they were not trained on rendered pages by us
+    path = _model_file(source, RENDER_FILE)
+    if path is None:
         return None
-    if folder.is_dir():
-        path = folder / RENDER_FILE
-        if not path.is_file():
-            return None
-    else:
-        try:
-            from huggingface_hub import hf_hub_download
-
-            path = Path(hf_hub_download(str(source), RENDER_FILE))
-        except Exception:  # not on the Hub, offline, or a model not trained by deepsynth
-            return None
     try:
         return RenderConfig.model_validate(json.loads(path.read_text(encoding="utf-8")))
     except ValueError as error:
@@ -140,6 +175,7 @@ class Summarizer:
     render_source: str  # "checkpoint" when the settings were saved with the model, else "default"
     device: torch.device
     max_pages: int = 4
+    max_new_tokens: int | None = None  # when the options give none: the model's (LIMITS_FILE), else the default
     _renderer: PageRenderer | None = field(default=None, init=False, repr=False)
     _batcher: Batcher = field(init=False, repr=False)
 
@@ -166,8 +202,10 @@ class Summarizer:
         model.eval()
         saved = read_render_config(spec)
         render = saved or RenderConfig()
-        pages = max_pages or render.max_pages
-        return cls(model, processor, info, render, "checkpoint" if saved else "default", where, pages)
+        limits = read_model_limits(spec)
+        pages = max_pages or (limits.max_pages if limits else render.max_pages)  # trained limit, else the render's
+        length = limits.max_new_tokens if limits else None
+        return cls(model, processor, info, render, "checkpoint" if saved else "default", where, pages, length)
 
     @property
     def model_id(self) -> str:
@@ -200,6 +238,8 @@ class Summarizer:
         carries the error and an empty text (a retried row streams nothing more: its summary has the text).
         """
         options = options or GenerationOptions()
+        if options.max_new_tokens is None and self.max_new_tokens is not None:
+            options = options.model_copy(update={"max_new_tokens": self.max_new_tokens})
         if not documents:
             return []
         try:

@@ -7,9 +7,9 @@ file without importing torch or transformers; `presets.py` builds and loads the 
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 REAL_MODEL_ID = "deepseek-community/DeepSeek-OCR-2"
 TINY = "tiny"
@@ -88,6 +88,32 @@ class OptimPreset(BaseModel):
     seed: int = 0
 
 
+RoutedExperts = Literal["train", "freeze", "lora"]
+
+
+class TrainableConfig(BaseModel):
+    """What is updated. `optim.freeze` adds module prefixes on top of these switches. With LoRA, the decoder's
+    linear layers get adapters and the parts switched on here train in full beside them."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    vision_tower: bool = Field(False, description="train the vision encoder in full (frozen by default)")
+    projector: bool = Field(True, description="train the multi-modal projector and the view separator in full")
+    routed_experts: RoutedExperts | None = Field(
+        None,
+        description="the decoder's MoE routed experts: train (in full; the default without LoRA), freeze (the "
+        "default with LoRA), lora (adapters on the fused expert tensors, with --lora)",
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _booleans(cls, data: Any) -> Any:
+        # `routed_experts: true/false`, the earlier spelling, still means train / freeze.
+        if isinstance(data, dict) and isinstance(data.get("routed_experts"), bool):
+            data = {**data, "routed_experts": "train" if data["routed_experts"] else "freeze"}
+        return data
+
+
 class TrainPreset(BaseModel):
     """One file of configs/train/: the model, the batch limits and the optimisation defaults of a preset."""
 
@@ -96,6 +122,7 @@ class TrainPreset(BaseModel):
     model: ModelPreset = Field(default_factory=ModelPreset)
     batching: BatchLimits = Field(default_factory=BatchLimits)
     optim: OptimPreset = Field(default_factory=OptimPreset)
+    trainable: TrainableConfig = Field(default_factory=TrainableConfig)
 
 
 def vision_queries(view_size: int) -> int:

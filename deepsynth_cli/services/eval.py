@@ -263,6 +263,7 @@ def _model_info(cfg: EvalConfig, summarizer: Summarizer) -> dict[str, Any]:
         "name": summarizer.model_id,
         "device": str(summarizer.device),
         "max_pages": summarizer.max_pages,
+        "max_new_tokens": summarizer.max_new_tokens,  # the model's own limit (None: the default), unless asked
         "render_settings": summarizer.render_source,
         "parameters": sum(parameter.numel() for parameter in summarizer.model.parameters()),
     }

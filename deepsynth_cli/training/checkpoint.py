@@ -166,6 +166,7 @@ def save_sharded_checkpoint(
     save_weights: Callable[[Path, dict[str, Any]], None],
     optimizer: Any,
     scheduler: Any,
+    scaler: Any,
     config: dict[str, Any],
     state: dict[str, Any],
 ) -> Path:
@@ -183,12 +184,12 @@ def save_sharded_checkpoint(
     _save_sharded_optimizer(accelerator, model, optimizer, partial)
     accelerator.wait_for_everyone()  # every shard is written before the folder is renamed
     if main:
-        _finish(partial, step, scheduler=scheduler, scaler=accelerator.scaler, config=config, state=state)
+        _finish(partial, step, scheduler=scheduler, scaler=scaler, config=config, state=state)
     accelerator.wait_for_everyone()
     return root / checkpoint_name(step)
 
 
-def _is_deepspeed(accelerator: Any) -> bool:
+def is_deepspeed(accelerator: Any) -> bool:
     from accelerate.utils import DistributedType
 
     return bool(accelerator.distributed_type == DistributedType.DEEPSPEED)
@@ -202,7 +203,7 @@ def is_sharded(accelerator: Any) -> bool:
 
 
 def _save_sharded_optimizer(accelerator: Any, model: Any, optimizer: Any, folder: Path) -> None:
-    if _is_deepspeed(accelerator):
+    if is_deepspeed(accelerator):
         # The engine owns the ZeRO partitions: its checkpoint is the only complete record of them.
         accelerator.save_state(str(folder / DEEPSPEED_DIR))
     else:
@@ -214,7 +215,7 @@ def _save_sharded_optimizer(accelerator: Any, model: Any, optimizer: Any, folder
 def load_sharded_optimizer(accelerator: Any, model: Any, optimizer: Any, folder: Path) -> None:
     """The optimiser state saved by `save_sharded_checkpoint`, each process taking its shard. Every process calls
     this. Under DeepSpeed the engine's checkpoint also restores the (identical) weights."""
-    if _is_deepspeed(accelerator):
+    if is_deepspeed(accelerator):
         if not (folder / DEEPSPEED_DIR).is_dir():
             raise _layout_error(folder, "DeepSpeed")
         accelerator.load_state(str(folder / DEEPSPEED_DIR))

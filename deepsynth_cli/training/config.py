@@ -1,26 +1,41 @@
 """`TrainConfig`: what `deepsynth train` does, typed, without torch (the CLI validates it before importing torch).
 
-Precedence, lowest to highest: built-in defaults < the model preset's YAML (`configs/train/NAME.yaml`, chosen
-by `model.model` when it names a preset) < the `--config` YAML < command-line flags. Every key of a preset YAML
-(`model`, `batching`, `optim`) is also a key of `TrainConfig`, so a preset file is a valid job config.
+Precedence, lowest to highest: built-in defaults < the model preset's YAML (`deepsynth_cli/presets/NAME.yaml`:
+package data, linked from `configs/train/`; chosen by `model.model` when it names a preset) < the `--config` YAML
+< command-line flags. Every key of a preset YAML is also a key of `TrainConfig`, so a preset file is a valid job
+config.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from deepsynth_cli.config import HubConfig, read_yaml, set_dotted
 from deepsynth_cli.errors import ConfigError
-from deepsynth_cli.models.preset_config import PRESETS, BatchLimits, ModelPreset, OptimPreset
+from deepsynth_cli.models.preset_config import (
+    PRESETS,
+    BatchLimits,
+    ModelPreset,
+    OptimPreset,
+    RoutedExperts,
+    TrainableConfig,
+)
 
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "train"
+PRESET_PACKAGE = "deepsynth_cli.presets"  # one YAML per preset, shipped in the wheel
 DEFAULT_MODEL = "deepseek-ocr-2"
+LORA_LR = 2e-4  # the learning rate LoRA runs get when none is given: adapters start at zero and want ~10x more
 
-Precision = Literal["no", "bf16", "fp16"]
+# auto: float32 master weights with bf16 autocast on a GPU that has bf16, fp16 autocast with loss scaling on one
+# that has not, plain float32 on a CPU. "no": float32, no autocast. "bf16-pure": bf16 weights and AdamW state
+# (half the memory; at small learning rates most updates round away, so only when asked for).
+Precision = Literal["auto", "no", "bf16", "fp16", "bf16-pure"]
 Tracker = Literal["tensorboard", "wandb", "mlflow", "comet_ml", "aim", "clearml", "dvclive"]
 
 
@@ -55,14 +70,6 @@ class DataConfig(_Strict):
         return self
 
 
-class TrainableConfig(_Strict):
-    """What is updated. `optim.freeze` adds module prefixes on top of these switches."""
-
-    vision_tower: bool = Field(False, description="train the vision encoder (frozen by default)")
-    projector: bool = Field(True, description="train the multi-modal projector and the view separator")
-    routed_experts: bool = Field(True, description="false freezes the MoE routed experts of the decoder")
-
-
 class LoraSettings(_Strict):
     """LoRA on the language model only (the vision encoder has the same projection names)."""
 
@@ -79,15 +86,26 @@ class TrainOptim(OptimPreset):
 
     min_lr_ratio: float = Field(0.1, ge=0, le=1, description="cosine ends at lr * min_lr_ratio")
     epochs: float | None = Field(None, gt=0, description="stop after this many passes (needs known sizes)")
+    router_aux_loss_coef: float = Field(
+        0.0, ge=0, le=1, description="weight of the MoE load-balance loss added to the LM loss (0: none; try 1e-3)"
+    )
 
 
 class EvalConfig(_Strict):
-    """Evaluation on a fixed sample of the validation split."""
+    """Evaluation on a fixed sample of the validation split: on by default whenever the split exists, every
+    `every` steps and after the last step; the best evaluation's checkpoint is kept."""
 
-    every: int = Field(0, ge=0, description="evaluate every N steps (0: only at the end)")
+    enabled: bool = Field(True, description="evaluate when a validation split exists (false: never)")
+    every: int = Field(200, ge=0, description="evaluate every N steps and at the end (0: only at the end)")
     rows: int = Field(16, ge=1, le=100_000, description="validation rows per dataset for the loss")
     generate_rows: int = Field(4, ge=0, le=10_000, description="of those, rows summarised for ROUGE-L (0: none)")
-    max_new_tokens: int = Field(64, ge=1, le=1024)
+    max_new_tokens: int | None = Field(
+        None,
+        ge=1,
+        le=1024,
+        description="generation limit for ROUGE-L (default: the 99th-percentile token length of the training "
+        "summaries seen so far, within batching.max_target_tokens)",
+    )
     metric: Literal["rougeL", "loss"] = Field("loss", description="what picks the best checkpoint")
     patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
 
@@ -108,7 +126,11 @@ class TrainConfig(_Strict):
     lora: LoraSettings | None = None
     eval: EvalConfig = Field(default_factory=EvalConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
-    precision: Precision = Field("no", description="accelerate mixed precision: no, bf16, fp16 (loss scaling)")
+    precision: Precision = Field(
+        "auto",
+        description="auto (fp32 weights + bf16 autocast on a bf16 GPU, fp16 + loss scaling on another GPU, fp32 on "
+        "CPU), no (fp32), bf16 or fp16 (fp32 weights + autocast), bf16-pure (bf16 weights and optimiser state)",
+    )
     activation_checkpointing: bool = Field(
         False, description="recompute activations in backward: less memory, about a third more compute"
     )
@@ -129,8 +151,17 @@ class TrainConfig(_Strict):
     )
     hub: HubConfig = Field(default_factory=HubConfig, description="retries and timeout of the push")
 
+    @property
+    def routed_experts(self) -> RoutedExperts:
+        """What happens to the routed experts, defaults resolved."""
+        if self.trainable.routed_experts is not None:
+            return self.trainable.routed_experts
+        return "freeze" if self.lora is not None else "train"
+
     @model_validator(mode="after")
     def _consistent(self) -> TrainConfig:
+        if self.trainable.routed_experts == "lora" and self.lora is None:
+            raise ValueError("trainable.routed_experts: lora needs LoRA (--lora, or a lora: section)")
         if not self.data.datasets:
             raise ValueError("name at least one dataset (data.datasets, --datasets)")
         if self.push_to_hub is not None:
@@ -140,10 +171,21 @@ class TrainConfig(_Strict):
         return self
 
 
-def preset_file(name: str) -> Path | None:
-    """The YAML of a built-in preset, when this is a source checkout (a wheel ships the presets in code)."""
-    path = PRESET_DIR / f"{name}.yaml"
-    return path if name in PRESETS and path.is_file() else None
+def preset_file(name: str) -> Traversable | None:
+    """The YAML of a built-in preset (package data: the same file in a checkout and in a wheel)."""
+    if name not in PRESETS:
+        return None
+    path = resources.files(PRESET_PACKAGE) / f"{name}.yaml"
+    return path if path.is_file() else None
+
+
+def preset_settings(name: str) -> dict[str, Any]:
+    """The preset YAML of `name` as a mapping ({} when `name` is not a preset)."""
+    path = preset_file(name)
+    if path is None:
+        return {}
+    data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    return data if isinstance(data, dict) else {}
 
 
 def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
@@ -166,16 +208,21 @@ def load_train_config(path: Path | None = None, overrides: Mapping[str, Any] | N
     chosen = _merge(user, flags)
     model = chosen.get("model", {})
     name = model.get("model", DEFAULT_MODEL) if isinstance(model, dict) else DEFAULT_MODEL
-    base: dict[str, Any] = {}
-    preset_path = preset_file(str(name))
-    if preset_path is not None:
-        base = read_yaml(preset_path)
-    elif name in PRESETS:
-        base = {"model": PRESETS[name].model_dump(exclude_none=True)}
-    elif isinstance(model, dict):
+    base: dict[str, Any] = preset_settings(str(name))
+    if not base and name in PRESETS:
+        # Never train a preset with the bare defaults (lr, steps, freezing) because its file went missing.
+        raise ConfigError(
+            f"the {name} preset's file {name}.yaml is missing from {PRESET_PACKAGE}",
+            hint="reinstall deepsynth (the wheel ships deepsynth_cli/presets/*.yaml)",
+        )
+    if not base and isinstance(model, dict):
         # A folder or Hub id: its own saved preset fields apply, not the default preset's.
         base = {"model": {"model": name}}
     data = _merge(base, chosen)
+    optim = chosen.get("optim")
+    lr_given = isinstance(optim, dict) and optim.get("lr") is not None
+    if chosen.get("lora") is not None and not lr_given:
+        data = _merge(data, {"optim": {"lr": LORA_LR}})  # the preset's lr is for a full fine-tune
     try:
         return TrainConfig.model_validate(data)
     except ValidationError as exc:

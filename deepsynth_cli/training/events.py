@@ -19,7 +19,9 @@ class Started:
     resumed_from: Path | None
     device: str
     processes: int
-    precision: str
+    precision: str  # as configured (auto, no, bf16, fp16, bf16-pure)
+    weights_dtype: str = "float32"  # what really runs: the dtype the optimiser updates
+    autocast: str | None = None  # bf16 / fp16 under mixed precision, else None
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,8 @@ class StepDone:
     samples_per_s: float
     tokens_per_s: float
     memory_gib: float | None  # peak accelerator memory, None on CPU
+    moe_max_share: float | None = None  # largest expert's share of routed slots since the last log, worst layer
+    moe_entropy: float | None = None  # entropy of tokens per expert / ln(experts), mean over layers (1: even)
 
 
 @dataclass(frozen=True)

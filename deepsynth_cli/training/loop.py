@@ -1,4 +1,9 @@
-"""The training loop, written out: setup -> train -> save -> cleanup.
+"""The training loop, written out: setup -> train -> save -> cleanup, as torchtune's recipes read.
+
+    run = setup(cfg, emit, settings)   # accelerator, data, model, optimiser, schedule, resume: one `_Run`
+    train_steps(run)                   # the steps below, with logging, evaluation and checkpoints
+    save_final(run)                    # the final model (merged with LoRA) through the one `save_weights`
+    return cleanup(run)                # trackers and process group closed; the report
 
 One optimiser step:
 
@@ -23,22 +28,24 @@ import dataclasses
 import gc
 import json
 import math
+import os
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors.torch import save_file
 
 from deepsynth_cli.config import RenderConfig
 from deepsynth_cli.data.store import DatasetLocation, read_manifest, resolve_dataset
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.inference.options import GenerationOptions
-from deepsynth_cli.inference.summarizer import save_render_config
+from deepsynth_cli.inference.summarizer import ModelLimits, save_model_limits, save_render_config
 from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation
-from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model, save_model
+from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model
 from deepsynth_cli.settings import Settings
 from deepsynth_cli.training import checkpoint as ckpt
 from deepsynth_cli.training.config import TrainConfig
@@ -53,18 +60,24 @@ from deepsynth_cli.training.events import (
     StepDone,
     TrainReport,
 )
+from deepsynth_cli.training.moe import RouterLoad
 from deepsynth_cli.training.optim import adamw, warmup_cosine
+from deepsynth_cli.training.precision import PURE_BF16_NOTICE, RunPrecision, resolve_precision
 from deepsynth_cli.training.trainable import (
+    TRAINED_BASE_FILE,
+    ParamCount,
     add_lora,
     apply_freezing,
     count_parameters,
     load_lora_weights,
+    load_trained_base,
     train_mode,
+    trained_base,
 )
 
 OOM_HINT = (
     "lower --batch-size (raise --grad-accum-steps to keep the effective batch), lower batching.max_pages or "
-    "max_target_tokens, add --activation-checkpointing, or train less (--lora, trainable.routed_experts: false)"
+    "max_target_tokens, add --activation-checkpointing, or train less (--lora, --routed-experts freeze)"
 )
 
 
@@ -82,6 +95,7 @@ class _Progress:
     best_value: float | None = None
     evals_without_improvement: int = 0
     truncation: dict[str, int] = field(default_factory=dict)
+    target_lengths: list[int] = field(default_factory=list)  # rows per target token count (EOS included)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -113,10 +127,10 @@ def _resume_point(cfg: TrainConfig, emit: EventSink) -> Path | None:
     return None
 
 
-def _training_dtype(cfg: TrainConfig) -> str | None:
-    # Mixed precision keeps float32 master weights (autocast computes in bf16/fp16); without it the preset's
-    # dtype is used as is (pure bf16 training when the preset says bfloat16).
-    return "float32" if cfg.precision != "no" else cfg.model.dtype
+def _training_dtype(cfg: TrainConfig) -> str:
+    # The weights the optimiser updates: float32 masters unless pure bf16 was asked for (training/precision.py).
+    # Not the preset's `dtype`, which is how the model is loaded for inference.
+    return "bfloat16" if cfg.precision == "bf16-pure" else "float32"
 
 
 def _load(cfg: TrainConfig, resume: Path | None) -> tuple[Any, Processor, PresetInfo]:
@@ -127,10 +141,11 @@ def _load(cfg: TrainConfig, resume: Path | None) -> tuple[Any, Processor, Preset
     if full_weights:
         info = dataclasses.replace(info, name=cfg.model.model, source=cfg.model.model)
     if cfg.lora is not None:
-        model = add_lora(model, cfg.lora)
-        if resume is not None:
-            load_lora_weights(model, resume / "adapter_model.safetensors")
+        model = add_lora(model, cfg.lora, experts=cfg.routed_experts == "lora")
     apply_freezing(model, cfg)
+    if cfg.lora is not None and resume is not None:
+        load_lora_weights(model, resume / "adapter_model.safetensors")
+        load_trained_base(model, resume / TRAINED_BASE_FILE)
     if cfg.activation_checkpointing:
         checkpoint_activations(model)
     if cfg.compile:
@@ -153,6 +168,31 @@ def _training_render(locations: Sequence[DatasetLocation], settings: Settings, s
         if render != first:
             say(Notice(f"{name} was rendered with other settings than {first_name}; the model keeps {first_name}'s"))
     return first
+
+
+def deepspeed_options(cfg: TrainConfig, environ: Mapping[str, str]) -> dict[str, Any]:
+    """Accelerator keywords that make a DeepSpeed engine step once per optimiser step, not per micro-batch.
+
+    Under `accelerate launch` with a DeepSpeed config the engine owns the optimiser step: it must be told the
+    accumulation (`gradient_accumulation_steps` in its plugin), and accelerate's own count of micro-batches must
+    match, for `accumulate` to mark the last one. A launcher config that sets another value is refused.
+    Elsewhere: no keywords (the loop accumulates itself).
+    """
+    if environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() != "true":
+        return {}
+    steps = cfg.optim.grad_accum_steps
+    configured = environ.get("ACCELERATE_GRADIENT_ACCUMULATION_STEPS")
+    if configured is not None and configured != str(steps):
+        raise ConfigError(
+            f"the DeepSpeed launcher config sets gradient_accumulation_steps {configured} but this run accumulates "
+            f"{steps} micro-batches per optimiser step (optim.grad_accum_steps)",
+            hint="remove gradient_accumulation_steps from the accelerate config's deepspeed_config (deepsynth sets "
+            "it), or give the same value to --grad-accum-steps",
+        )
+    from accelerate.utils import DeepSpeedPlugin
+
+    plugin = DeepSpeedPlugin(gradient_accumulation_steps=steps)  # the rest from the launcher's environment
+    return {"deepspeed_plugin": plugin, "gradient_accumulation_steps": steps}
 
 
 def reuse_freed_host_memory() -> None:
@@ -197,7 +237,7 @@ def _max_steps(cfg: TrainConfig, locations: Sequence[DatasetLocation], processes
 def _eval_sets(
     cfg: TrainConfig, locations: Sequence[DatasetLocation], settings: Settings, emit: EventSink
 ) -> list[Row]:
-    if cfg.eval.every == 0:
+    if not cfg.eval.enabled:
         return []
     rows: list[Row] = []
     for location in locations:
@@ -304,6 +344,33 @@ def _label_tokens(batch: Batch) -> int:
     return int((batch.inputs["labels"][:, 1:] != IGNORE_INDEX).sum())
 
 
+def count_target_lengths(batch: Batch, histogram: list[int]) -> None:
+    """Add each row's count of target tokens (EOS included) to `histogram` (index: the count)."""
+    for length in (batch.inputs["labels"][:, 1:] != IGNORE_INDEX).sum(dim=1).tolist():
+        if length >= len(histogram):
+            histogram.extend([0] * (length + 1 - len(histogram)))
+        histogram[length] += 1
+
+
+def generation_limit(histogram: Sequence[int], cap: int, quantile: float = 0.99) -> int:
+    """`max_new_tokens` that lets `quantile` of the training summaries finish: their 99th-percentile token length
+    (EOS included), within `cap` (batching.max_target_tokens; also the answer before any row was seen)."""
+    total = sum(histogram)
+    if total == 0:
+        return cap
+    seen = 0
+    for length, rows in enumerate(histogram):
+        seen += rows
+        if seen >= quantile * total:
+            return max(1, min(cap, length))
+    return cap
+
+
+def _add_histograms(a: Sequence[int], b: Sequence[int]) -> list[int]:
+    size = max(len(a), len(b))
+    return [(a[i] if i < len(a) else 0) + (b[i] if i < len(b) else 0) for i in range(size)]
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # One optimiser step (also what `benchmarks/train_step.py` times)
 
@@ -328,9 +395,15 @@ def optimizer_step(
     trainable: Sequence[torch.nn.Parameter],
     max_grad_norm: float | None,
     pixel_dtype: torch.dtype,
+    router: RouterLoad | None = None,
+    router_aux_loss_coef: float = 0.0,
+    autocast: torch.dtype | None = None,
+    scaler: torch.amp.GradScaler | None = None,
 ) -> StepResult:
     """Forward and backward over this process's micro-batches, clip, AdamW, schedule, clear the gradients.
 
+    `autocast`: the forward passes run under torch.autocast in that dtype (float32 weights stay the optimiser's);
+    `scaler`: fp16 loss scaling (a step with inf gradients is dropped, the schedule waits).
     No host sync on one process (the token counts are Python ints); several processes sum their counts first.
     """
     processes = accelerator.num_processes
@@ -339,21 +412,42 @@ def optimizer_step(
         summed = accelerator.reduce(torch.tensor(counts, device=accelerator.device), reduction="sum")
         counts = [int(value) for value in summed]
     step_tokens, input_tokens = counts
+    # DeepSpeed's engine steps the optimiser inside `backward`, at the boundary `accumulate` marks (its plugin knows
+    # the accumulation: `deepspeed_options`), and divides the loss by the accumulation steps: undone here.
+    deepspeed = ckpt.is_deepspeed(accelerator)
+    scale = processes * (len(micro) if deepspeed else 1)
     loss_sum = torch.zeros((), device=accelerator.device)
     for index, batch in enumerate(micro):
         inputs = batch.to(accelerator.device, dtype=pixel_dtype).inputs
         last = index == len(micro) - 1
         # Gradients are all-reduced once per optimiser step, on the last micro-batch.
-        with contextlib.nullcontext() if last else accelerator.no_sync(model):
-            out = model(**inputs, num_items_in_batch=max(1, step_tokens))
+        syncing = accelerator.accumulate(model) if deepspeed else accelerator.no_sync(model)
+        with contextlib.nullcontext() if last and not deepspeed else syncing:
+            if router is not None:
+                router.begin()
+            with _autocast(accelerator.device, autocast):
+                out = model(**inputs, num_items_in_batch=max(1, step_tokens))
+            loss = out.loss
+            balance = router.balance_loss() if router is not None and router_aux_loss_coef else None
+            if balance is not None:  # a mean per micro-batch: the step's term is their average
+                loss = loss + router_aux_loss_coef * balance / len(micro)
             # DDP averages gradients over processes; the loss is already a share of the global sum.
-            accelerator.backward(out.loss * processes)
+            accelerator.backward(loss * scale if scaler is None else scaler.scale(loss * scale))
         loss_sum += out.loss.detach().float()
     grad_norm = None
+    if scaler is not None:
+        scaler.unscale_(optimizer)  # clip the true gradients
     if max_grad_norm is not None:
         grad_norm = accelerator.clip_grad_norm_(trainable, max_grad_norm)
-    optimizer.step()
-    if not accelerator.optimizer_step_was_skipped:  # fp16: a step with inf gradients is dropped
+    if scaler is None:
+        optimizer.step()
+        stepped = not accelerator.optimizer_step_was_skipped
+    else:
+        before = scaler.get_scale()
+        scaler.step(optimizer)
+        scaler.update()
+        stepped = scaler.get_scale() >= before  # the scale drops exactly when the step was skipped
+    if stepped:
         scheduler.step()
     optimizer.zero_grad(set_to_none=True)
     return StepResult(loss_sum, grad_norm, step_tokens, input_tokens)
@@ -370,10 +464,16 @@ def _chunks(rows: Sequence[Row], size: int) -> Iterator[Sequence[Row]]:
 
 @torch.no_grad()
 def evaluate(
-    model: Any, batcher: Batcher, rows: Sequence[Row], cfg: TrainConfig, device: torch.device
+    model: Any,
+    batcher: Batcher,
+    rows: Sequence[Row],
+    cfg: TrainConfig,
+    device: torch.device,
+    max_new_tokens: int | None = None,
 ) -> tuple[float | None, float | None]:
     """Validation loss (token-weighted) over `rows` and mean ROUGE-L F1 of greedy summaries of the first
-    `eval.generate_rows` of them."""
+    `eval.generate_rows` of them, at most `max_new_tokens` long (default: eval.max_new_tokens, else
+    batching.max_target_tokens)."""
     from deepsynth_cli.evaluation.rouge import score
 
     model.eval()
@@ -395,7 +495,8 @@ def evaluate(
             batch = batcher.generation_inputs(chunk).to(device, dtype=dtype)
             # The decoding `eval` and `serve` default to (greedy with the n-gram repetition guard), so the score
             # that picks the best checkpoint is the one users will see.
-            decoding = GenerationOptions(max_new_tokens=cfg.eval.max_new_tokens).generate_kwargs()
+            length = cfg.eval.max_new_tokens or max_new_tokens or cfg.batching.max_target_tokens
+            decoding = GenerationOptions(max_new_tokens=length).generate_kwargs()
             generated = model.generate(**batch.inputs, **decoding)
             texts = tokenizer.batch_decode(generated[:, batch.inputs["input_ids"].shape[1] :], skip_special_tokens=True)
             for row, text in zip(chunk, texts, strict=True):
@@ -404,6 +505,10 @@ def evaluate(
         rouge = sum(f1s) / len(f1s)
     train_mode(model)
     return (loss_sum / tokens if tokens else None), rouge
+
+
+def _autocast(device: torch.device, dtype: torch.dtype | None) -> Any:
+    return torch.autocast(device_type=device.type, dtype=dtype) if dtype is not None else contextlib.nullcontext()
 
 
 def _is_fsdp(accelerator: Any) -> bool:
@@ -419,7 +524,7 @@ def _merged_lora(cfg: TrainConfig, peft_model: Any, fsdp_weights: dict[str, Any]
         return peft_model.merge_and_unload()
     assert cfg.lora is not None
     fresh, _, _ = load_model(cfg.model, dtype=_training_dtype(cfg), seed=cfg.optim.seed)  # type: ignore[arg-type]
-    fresh = add_lora(fresh, cfg.lora)
+    fresh = add_lora(fresh, cfg.lora, experts=cfg.routed_experts == "lora")
     fresh.load_state_dict(fsdp_weights)
     return fresh.merge_and_unload()
 
@@ -431,28 +536,122 @@ def _pixel_dtype(model: Any) -> torch.dtype:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# The run
+# The run: setup -> train -> save -> cleanup, around one `_Run` that holds what they share
+
+
+@dataclass
+class _Run:
+    cfg: TrainConfig
+    say: EventSink
+    accelerator: Any
+    precision: RunPrecision
+    scaler: torch.amp.GradScaler | None  # fp16 only
+    model: Any  # as prepared by accelerate (DDP / FSDP / DeepSpeed wrapper, or the model itself)
+    unwrapped: Any  # the model (a peft model with LoRA)
+    processor: Processor
+    info: PresetInfo
+    optimizer: Any
+    scheduler: Any
+    batcher: Batcher
+    stream: TrainStream
+    locations: list[DatasetLocation]
+    validation: list[Row]
+    render: RenderConfig | None
+    router: RouterLoad
+    trainable: list[torch.nn.Parameter]
+    counts: ParamCount
+    max_steps: int
+    resume: Path | None
+    progress: _Progress
+    started: float
+    start_step: int = 0
+    # This process, this run; what came before the checkpoint resumed from is in `progress` (all processes).
+    truncation: Truncation = field(default_factory=Truncation)
+    lengths: list[int] = field(default_factory=list)
+    pending_losses: list[torch.Tensor] = field(default_factory=list)
+    stopped_early: bool = False
+    final: Path | None = None
+    _truncation_before: dict[str, int] = field(default_factory=dict)
+    _lengths_before: list[int] = field(default_factory=list)
+
+    @property
+    def main(self) -> bool:
+        return bool(self.accelerator.is_main_process)
+
+    @property
+    def processes(self) -> int:
+        return int(self.accelerator.num_processes)
+
+    @property
+    def sharded(self) -> bool:
+        # FSDP / DeepSpeed: optimiser state (FSDP: weights too) split over the processes; saving is collective.
+        return ckpt.is_sharded(self.accelerator)
+
+    def reduce(self, tensor: torch.Tensor) -> torch.Tensor:
+        """Sum over processes: a collective, so every process calls it at the same point."""
+        return self.accelerator.reduce(tensor, reduction="sum") if self.processes > 1 else tensor
+
+    def settle_losses(self) -> None:
+        # Step losses stay on the device until something reads them (a log line, a checkpoint, the end): reading
+        # one is a host sync, and on a GPU a sync every step keeps the CPU from queueing the next step.
+        if self.pending_losses:
+            stacked = self.reduce(torch.stack(self.pending_losses))
+            self.progress.losses.extend(float(value) for value in stacked.tolist())
+            self.pending_losses.clear()
+
+    def totals(self) -> None:
+        """Truncation counts and target lengths of all processes into `progress` (a collective)."""
+        local = torch.tensor(list(self.truncation.to_dict().values()), device=self.accelerator.device)
+        total = Truncation(**dict(zip(self.truncation.to_dict(), (int(v) for v in self.reduce(local)), strict=True)))
+        total += Truncation(**self._truncation_before)
+        self.progress.truncation = total.to_dict()
+        lengths = self.reduce(torch.tensor(self.lengths, device=self.accelerator.device))
+        self.progress.target_lengths = _add_histograms(self._lengths_before, [int(v) for v in lengths.tolist()])
+        self.truncation, self.lengths = Truncation(), [0] * len(self.lengths)
+        self._truncation_before, self._lengths_before = self.progress.truncation, self.progress.target_lengths
+
+    def limits(self, histogram: Sequence[int]) -> ModelLimits:
+        length = generation_limit(histogram, self.cfg.batching.max_target_tokens)
+        return ModelLimits(max_pages=self.cfg.batching.max_pages, max_new_tokens=length)
+
+    def __post_init__(self) -> None:
+        self._truncation_before = dict(self.progress.truncation)
+        self._lengths_before = list(self.progress.target_lengths)
+        self.lengths = [0] * (self.cfg.batching.max_target_tokens + 1)  # no target is longer
 
 
 def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     """Train as `cfg` says; return what happened. Raises domain errors for what the user can fix."""
+    run = setup(cfg, emit, settings)
+    with _out_of_memory():
+        train_steps(run)
+    save_final(run)
+    return cleanup(run)
+
+
+def setup(cfg: TrainConfig, emit: EventSink, settings: Settings) -> _Run:
+    """Accelerator, datasets, model, optimiser, schedule and data position (from the checkpoint when resuming)."""
     from accelerate import Accelerator
     from accelerate.utils import DistributedDataParallelKwargs, set_seed
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Writing model shards" bars on stderr: the CLI owns the console
-
-    # ---- setup -------------------------------------------------------------------------------------------
     started = time.perf_counter()
     # MoE: an expert that no token was routed to in a step has no gradient; DDP must not wait for it.
     ddp = DistributedDataParallelKwargs(find_unused_parameters=True)
     trackers = {"log_with": cfg.report_to, "project_dir": cfg.output_dir / "logs"} if cfg.report_to else {}
-    accelerator = Accelerator(mixed_precision=cfg.precision, kwargs_handlers=[ddp], **trackers)
-    main = accelerator.is_main_process
+    # Autocast and loss scaling are ours (`optimizer_step`), not accelerate's: its mixed precision is fixed for the
+    # life of the process, and one process may run several trainings (tests, notebooks) with different settings.
+    accelerator = Accelerator(
+        mixed_precision="no", kwargs_handlers=[ddp], **trackers, **deepspeed_options(cfg, os.environ)
+    )
+    # After the Accelerator: it is what reads the launcher's environment (ACCELERATE_USE_CPU, the process group);
+    # a PartialState made before it would settle this process as a lone one.
+    precision = resolve_precision(cfg.precision, accelerator.device)
     if accelerator.device.type == "cpu":
         reuse_freed_host_memory()
-    say: EventSink = emit if main else (lambda event: None)
-    processes, rank = accelerator.num_processes, accelerator.process_index
+    say: EventSink = emit if accelerator.is_main_process else (lambda event: None)
+    processes = accelerator.num_processes
     set_seed(cfg.optim.seed)
 
     resume = _resume_point(cfg, say)
@@ -463,28 +662,25 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
     max_steps = _max_steps(cfg, locations, processes)
     model, processor, info = _load(cfg, resume)
     counts = count_parameters(model.parameters())
-    batcher = Batcher.from_limits(processor, info, cfg.batching)
     optimizer = adamw(model.named_parameters(), cfg.optim.lr, cfg.optim.weight_decay)
     scheduler = warmup_cosine(
         optimizer, warmup_steps=cfg.optim.warmup_steps, max_steps=max_steps, min_lr_ratio=cfg.optim.min_lr_ratio
     )
     # The scheduler is stepped here, not prepared: accelerate's wrapper steps it once per process.
-    model, optimizer = accelerator.prepare(model, optimizer)
-    unwrapped = accelerator.unwrap_model(model)
-    # FSDP / DeepSpeed: optimiser state (FSDP: weights too) split over the processes; saving is collective.
-    sharded = ckpt.is_sharded(accelerator)
-    train_mode(model)
-    trainable = [param for param in model.parameters() if param.requires_grad]
+    prepared, optimizer = accelerator.prepare(model, optimizer)
+    unwrapped = accelerator.unwrap_model(prepared)
+    train_mode(prepared)
+    scaler = torch.amp.GradScaler(accelerator.device.type) if precision.mixed == "fp16" else None
 
-    progress = _Progress()
-    position = DataPosition()
+    progress, position = _Progress(), DataPosition()
     if resume is not None:
         state = ckpt.read_state(resume)
         progress = _Progress.from_state(state)
         position = DataPosition.from_dict(state["data_position"])
-        if sharded:  # every process loads its shard
-            ckpt.load_sharded_optimizer(accelerator, model, optimizer, resume)
-        ckpt.load_training_state(resume, None if sharded else optimizer, scheduler, accelerator.scaler)  # RNG last
+        if ckpt.is_sharded(accelerator):  # every process loads its shard
+            ckpt.load_sharded_optimizer(accelerator, prepared, optimizer, resume)
+        sharded_optimizer = None if ckpt.is_sharded(accelerator) else optimizer
+        ckpt.load_training_state(resume, sharded_optimizer, scheduler, scaler)  # RNG last
     stream = TrainStream(
         locations,
         settings,
@@ -495,20 +691,33 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
         shuffle_buffer=cfg.data.shuffle_buffer,
         position=position,
     )
-    validation = _eval_sets(cfg, locations, settings, say)
-    truncation_before = Truncation(**progress.truncation)  # all processes, up to the checkpoint resumed from
-    truncation = Truncation()  # this process, this run
-
-    def truncation_total() -> dict[str, int]:
-        # A collective: every process calls it (checkpoints and the end are reached by all).
-        local = torch.tensor(list(truncation.to_dict().values()), device=accelerator.device)
-        summed = accelerator.reduce(local, reduction="sum")
-        total = Truncation(**dict(zip(truncation.to_dict(), (int(value) for value in summed), strict=True)))
-        total += truncation_before
-        return total.to_dict()
-
-    start_step = progress.step
-    saved: list[Path] = []
+    run = _Run(
+        cfg=cfg,
+        say=say,
+        accelerator=accelerator,
+        precision=precision,
+        scaler=scaler,
+        model=prepared,
+        unwrapped=unwrapped,
+        processor=processor,
+        info=info,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        batcher=Batcher.from_limits(processor, info, cfg.batching),
+        stream=stream,
+        locations=locations,
+        validation=_eval_sets(cfg, locations, settings, say),
+        render=render,
+        # Tokens per expert of the MoE routers, read on logged steps; their probabilities for the balance loss.
+        router=RouterLoad(unwrapped, keep_probabilities=cfg.optim.router_aux_loss_coef > 0),
+        trainable=[param for param in prepared.parameters() if param.requires_grad],
+        counts=counts,
+        max_steps=max_steps,
+        resume=resume,
+        progress=progress,
+        started=started,
+        start_step=progress.step,
+    )
     say(
         Started(
             model=cfg.model.model,
@@ -516,188 +725,195 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
             trainable_params=counts.trainable,
             total_params=counts.total,
             max_steps=max_steps,
-            start_step=start_step,
+            start_step=progress.step,
             resumed_from=resume,
             device=str(accelerator.device),
             processes=processes,
             precision=cfg.precision,
+            weights_dtype=precision.weights,
+            autocast=precision.autocast,
         )
     )
+    if cfg.precision == "bf16-pure":
+        say(Notice(PURE_BF16_NOTICE))
     if cfg.report_to:
         accelerator.init_trackers("deepsynth-train", config=_flat(cfg.model_dump(mode="json")))
+    return run
 
-    # Step losses stay on the device until something reads them (a log line, a checkpoint, the end): reading one
-    # is a host sync, and on a GPU a sync every step keeps the CPU from queueing the next step while this one runs.
-    pending_losses: list[torch.Tensor] = []
 
-    def settle_losses() -> None:
-        # A collective with several processes: all of them reach every call (log steps, checkpoints, the end).
-        if pending_losses:
-            stacked = torch.stack(pending_losses)
-            if processes > 1:
-                stacked = accelerator.reduce(stacked, reduction="sum")
-            progress.losses.extend(float(value) for value in stacked.tolist())
-            pending_losses.clear()
-
-    def save_weights(folder: Path) -> None:
-        if cfg.lora is not None:
-            unwrapped.save_pretrained(folder)  # the adapter only; the base is the preset's
-            processor.save_pretrained(folder)
-            info.save(folder)
-        else:
-            save_model(unwrapped, processor, info, folder)
-        if render is not None:
-            save_render_config(folder, render)
-
-    def save_gathered_weights(folder: Path, weights: dict[str, Any]) -> None:
-        # FSDP / DeepSpeed: `weights` is accelerator.get_state_dict(model), the full weights gathered on process 0
-        # (the unwrapped FSDP module's own tensors are only this process's shard). With LoRA, peft keeps the
-        # adapter's entries of it.
-        unwrapped.save_pretrained(folder, state_dict=weights)
-        processor.save_pretrained(folder)
-        info.save(folder)
-        if render is not None:
-            save_render_config(folder, render)
-
-    def save_checkpoint(step: int) -> Path:
-        root = cfg.output_dir
-        path = root / ckpt.checkpoint_name(step)
-        settle_losses()
-        progress.truncation = truncation_total()
-        if sharded:  # every process takes part: gathering the weights and saving the optimiser are collectives
-            state = {**progress.to_dict(), "data_position": stream.position.to_dict(), "processes": processes}
-            path = ckpt.save_sharded_checkpoint(
-                root,
-                step,
-                accelerator=accelerator,
-                model=model,
-                save_weights=save_gathered_weights,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                config=cfg.model_dump(mode="json"),
-                state=state,
-            )
-        elif main:
-            state = {**progress.to_dict(), "data_position": stream.position.to_dict(), "processes": processes}
-            path = ckpt.save_checkpoint(
-                root,
-                step,
-                save_weights=save_weights,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                scaler=accelerator.scaler,
-                config=cfg.model_dump(mode="json"),
-                state=state,
-            )
-        if main:
-            best = {root / ckpt.checkpoint_name(progress.best_step)} if progress.best_step is not None else set()
-            ckpt.prune(root, cfg.checkpoint.keep, protect=best)
-            say(CheckpointSaved(step, path))
-        accelerator.wait_for_everyone()
-        if path not in saved:
-            saved.append(path)
-        return path
-
-    # ---- train ---------------------------------------------------------------------------------------------
-    stopped_early = False
-    pixel_dtype = _pixel_dtype(unwrapped)
-    step = progress.step
-    rows_per_step = cfg.optim.batch_size * cfg.optim.grad_accum_steps * processes
+def train_steps(run: _Run) -> None:
+    """Optimiser steps up to max_steps: log, evaluate, checkpoint, maybe stop early."""
+    cfg, progress, accelerator = run.cfg, run.progress, run.accelerator
+    pixel_dtype = _pixel_dtype(run.unwrapped)
+    autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(run.precision.autocast or "")
+    rows_per_step = cfg.optim.batch_size * cfg.optim.grad_accum_steps * run.processes
+    rank = accelerator.process_index
     window_seconds, window_rows, window_tokens = 0.0, 0, 0  # since the last log line: its samples/s and tokens/s
-    with _out_of_memory():
-        while step < max_steps:
-            step_started = time.perf_counter()
-            micro: list[Batch] = []
-            for _ in range(cfg.optim.grad_accum_steps):
-                rows = stream.next_rows(cfg.optim.batch_size * processes)
-                batch = batcher(rows[rank::processes])
-                truncation += batch.truncation
-                micro.append(batch)
-            lr = float(scheduler.get_last_lr()[0])
-            result = optimizer_step(
-                model,
-                micro,
-                accelerator=accelerator,
-                optimizer=optimizer,
-                scheduler=scheduler,
-                trainable=trainable,
-                max_grad_norm=cfg.optim.max_grad_norm,
-                pixel_dtype=pixel_dtype,
-            )
-            step += 1
-            pending_losses.append(result.loss)
-            logged = step % cfg.log_every == 0 or step == max_steps
-            if logged:
-                settle_losses()  # the step's one host sync, so the time below is work done, not work queued
-            seconds = time.perf_counter() - step_started
-            progress.step = step
-            progress.samples += rows_per_step
-            progress.tokens += result.input_tokens
-            progress.seconds += seconds
-            window_seconds += seconds
-            window_rows += rows_per_step
-            window_tokens += result.input_tokens
-            if logged:
-                grad_norm = float(result.grad_norm) if result.grad_norm is not None else None
-                memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
-                rates = (window_rows / window_seconds, window_tokens / window_seconds)
-                say(StepDone(step, max_steps, progress.losses[-1], lr, grad_norm, *rates, memory))
-                if cfg.report_to:
-                    scalars = {"loss": progress.losses[-1], "lr": lr, "samples_per_s": rates[0], "grad_norm": grad_norm}
-                    accelerator.log(_defined("train/", scalars), step=step)
-                window_seconds, window_rows, window_tokens = 0.0, 0, 0
+    step = progress.step
+    while step < run.max_steps:
+        step_started = time.perf_counter()
+        micro: list[Batch] = []
+        for _ in range(cfg.optim.grad_accum_steps):
+            rows = run.stream.next_rows(cfg.optim.batch_size * run.processes)
+            batch = run.batcher(rows[rank :: run.processes])
+            run.truncation += batch.truncation
+            count_target_lengths(batch, run.lengths)
+            micro.append(batch)
+        lr = float(run.scheduler.get_last_lr()[0])
+        result = optimizer_step(
+            run.model,
+            micro,
+            accelerator=accelerator,
+            optimizer=run.optimizer,
+            scheduler=run.scheduler,
+            trainable=run.trainable,
+            max_grad_norm=cfg.optim.max_grad_norm,
+            pixel_dtype=pixel_dtype,
+            router=run.router,
+            router_aux_loss_coef=cfg.optim.router_aux_loss_coef,
+            autocast=autocast,
+            scaler=run.scaler,
+        )
+        step += 1
+        run.pending_losses.append(result.loss)
+        logged = step % cfg.log_every == 0 or step == run.max_steps
+        if logged:
+            run.settle_losses()  # the step's one host sync, so the time below is work done, not work queued
+        seconds = time.perf_counter() - step_started
+        progress.step = step
+        progress.samples += rows_per_step
+        progress.tokens += result.input_tokens
+        progress.seconds += seconds
+        window_seconds += seconds
+        window_rows += rows_per_step
+        window_tokens += result.input_tokens
+        if logged:
+            grad_norm = float(result.grad_norm) if result.grad_norm is not None else None
+            memory = torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None
+            rates = (window_rows / window_seconds, window_tokens / window_seconds)
+            load = run.router.summary(run.reduce) or {}
+            run.say(StepDone(step, run.max_steps, progress.losses[-1], lr, grad_norm, *rates, memory, **load))
+            if cfg.report_to:
+                scalars = {"loss": progress.losses[-1], "lr": lr, "samples_per_s": rates[0], "grad_norm": grad_norm}
+                accelerator.log(_defined("train/", {**scalars, **load}), step=step)
+            window_seconds, window_rows, window_tokens = 0.0, 0, 0
 
-            improved = False
-            if validation and (step % cfg.eval.every == 0 or step == max_steps):
-                val_loss, rouge = evaluate(unwrapped, batcher, validation, cfg, accelerator.device)
-                value = val_loss if cfg.eval.metric == "loss" else rouge
-                if value is not None:
-                    better = progress.best_value is None or (
-                        value < progress.best_value if cfg.eval.metric == "loss" else value > progress.best_value
-                    )
-                    if better:
-                        improved, progress.best_step, progress.best_value = True, step, value
-                        progress.evals_without_improvement = 0
-                    else:
-                        progress.evals_without_improvement += 1
-                progress.evaluations.append({"step": step, "loss": val_loss, "rougeL": rouge})
-                say(Evaluated(step, val_loss, rouge, improved))
-                if cfg.report_to:
-                    accelerator.log(_defined("eval/", {"loss": val_loss, "rougeL": rouge}), step=step)
-            if step % cfg.checkpoint.every == 0 or improved:
-                save_checkpoint(step)
-            if cfg.eval.patience is not None and progress.evals_without_improvement >= cfg.eval.patience:
-                say(Notice(f"early stop at step {step}: {cfg.eval.patience} evaluations without improvement"))
-                stopped_early = True
-                break
-        settle_losses()
+        improved = False
+        if run.validation and (step == run.max_steps or (cfg.eval.every and step % cfg.eval.every == 0)):
+            improved = _evaluate_now(run, step, autocast)
+        if step % cfg.checkpoint.every == 0 or improved:
+            save_checkpoint(run, step)
+        if cfg.eval.patience is not None and progress.evals_without_improvement >= cfg.eval.patience:
+            run.say(Notice(f"early stop at step {step}: {cfg.eval.patience} evaluations without improvement"))
+            run.stopped_early = True
+            break
+    run.settle_losses()
 
-    # ---- save ----------------------------------------------------------------------------------------------
-    final: Path | None = None
-    # FSDP / DeepSpeed: every process takes part in gathering the full weights; they exist on process 0 only.
-    gathered = accelerator.get_state_dict(model) if sharded else None
-    if main:
-        final = cfg.output_dir
-        if cfg.lora is not None:
-            merged = _merged_lora(cfg, unwrapped, gathered if _is_fsdp(accelerator) else None)
-            save_model(merged, processor, info, final)  # a plain model: loads without peft
-        elif gathered is not None:
-            final.mkdir(parents=True, exist_ok=True)
-            unwrapped.save_pretrained(final, state_dict=gathered)
-            processor.save_pretrained(final)
-            info.save(final)
+
+def _evaluate_now(run: _Run, step: int, autocast: torch.dtype | None) -> bool:
+    """Evaluate at `step`, record it, and say whether it is the best so far."""
+    cfg, progress = run.cfg, run.progress
+    # All processes' rows so far (a collective: every process evaluates at the same step), so that every process
+    # generates to the same limit: the one the saved model will carry.
+    lengths = run.reduce(torch.tensor(run.lengths, device=run.accelerator.device)).tolist()
+    seen = run.limits(_add_histograms(run._lengths_before, lengths)).max_new_tokens
+    with run.router.paused(), _autocast(run.accelerator.device, autocast):
+        val_loss, rouge = evaluate(run.unwrapped, run.batcher, run.validation, cfg, run.accelerator.device, seen)
+    value = val_loss if cfg.eval.metric == "loss" else rouge
+    improved = False
+    if value is not None:
+        best = progress.best_value
+        if best is None or (value < best if cfg.eval.metric == "loss" else value > best):
+            improved, progress.best_step, progress.best_value = True, step, value
+            progress.evals_without_improvement = 0
         else:
-            save_model(unwrapped, processor, info, final)
-        if render is not None:  # `serve` and `eval` render text exactly as the training pages were
-            save_render_config(final, render)
-        ckpt.write_run_config(final, cfg.model_dump(mode="json"))
-    accelerator.wait_for_everyone()
+            progress.evals_without_improvement += 1
+    progress.evaluations.append({"step": step, "loss": val_loss, "rougeL": rouge})
+    run.say(Evaluated(step, val_loss, rouge, improved))
+    if cfg.report_to:
+        run.accelerator.log(_defined("eval/", {"loss": val_loss, "rougeL": rouge}), step=step)
+    return improved
 
-    # ---- cleanup -------------------------------------------------------------------------------------------
-    truncation_all = truncation_total()
-    best = cfg.output_dir / ckpt.checkpoint_name(progress.best_step) if progress.best_step is not None else None
-    kept = ckpt.list_checkpoints(cfg.output_dir)
-    if processes > 1 and torch.distributed.is_initialized():
+
+def save_weights(run: _Run, folder: Path, weights: dict[str, Any] | None, *, final: bool) -> None:
+    """The one writer of a model folder: weights, processor, preset fields, render settings and limits.
+
+    `weights`: the full state dict gathered by `accelerator.get_state_dict` under FSDP / DeepSpeed (the module's
+    own tensors are only this process's shard), None otherwise. A checkpoint with LoRA holds the adapter and the
+    base weights trained in full (the base is the preset's); the final model of a LoRA run is merged, so it loads
+    without peft.
+    """
+    cfg, unwrapped = run.cfg, run.unwrapped
+    folder.mkdir(parents=True, exist_ok=True)
+    if cfg.lora is not None and final:
+        merged = _merged_lora(cfg, unwrapped, weights if _is_fsdp(run.accelerator) else None)
+        merged.save_pretrained(folder)
+    elif cfg.lora is not None:
+        unwrapped.save_pretrained(folder, state_dict=weights)  # peft keeps the adapter's entries
+        in_full = set(trained_base(unwrapped))
+        base = {k: v.contiguous() for k, v in (weights or trained_base(unwrapped)).items() if k in in_full}
+        save_file(base, str(folder / TRAINED_BASE_FILE))
+    else:
+        unwrapped.save_pretrained(folder, state_dict=weights)
+    run.processor.save_pretrained(folder)
+    run.info.save(folder)
+    if run.render is not None:  # `serve` and `eval` render text exactly as the training pages were
+        save_render_config(folder, run.render)
+    save_model_limits(folder, run.limits(run.progress.target_lengths))  # `eval` and `serve` default to these
+
+
+def save_checkpoint(run: _Run, step: int) -> Path:
+    """`step-NNNNNN/` with everything the next step depends on; reached by every process."""
+    root, progress = run.cfg.output_dir, run.progress
+    run.settle_losses()
+    run.totals()
+    state = {**progress.to_dict(), "data_position": run.stream.position.to_dict(), "processes": run.processes}
+    common = {"optimizer": run.optimizer, "scheduler": run.scheduler, "scaler": run.scaler, "state": state}
+    config = run.cfg.model_dump(mode="json")
+    path = root / ckpt.checkpoint_name(step)
+    if run.sharded:  # every process takes part: gathering the weights and saving the optimiser are collectives
+        ckpt.save_sharded_checkpoint(
+            root,
+            step,
+            accelerator=run.accelerator,
+            model=run.model,
+            save_weights=lambda folder, weights: save_weights(run, folder, weights, final=False),
+            config=config,
+            **common,
+        )
+    elif run.main:
+        ckpt.save_checkpoint(
+            root,
+            step,
+            save_weights=lambda folder: save_weights(run, folder, None, final=False),
+            config=config,
+            **common,
+        )
+    if run.main:
+        best = {root / ckpt.checkpoint_name(progress.best_step)} if progress.best_step is not None else set()
+        ckpt.prune(root, run.cfg.checkpoint.keep, protect=best)
+        run.say(CheckpointSaved(step, path))
+    run.accelerator.wait_for_everyone()
+    return path
+
+
+def save_final(run: _Run) -> None:
+    """The final model in output_dir (merged with LoRA) beside the run's resolved config."""
+    # FSDP / DeepSpeed: every process takes part in gathering the full weights; they exist on process 0 only.
+    weights = run.accelerator.get_state_dict(run.model) if run.sharded else None
+    run.totals()  # a collective too
+    if run.main:
+        run.final = run.cfg.output_dir
+        save_weights(run, run.final, weights, final=True)
+        ckpt.write_run_config(run.final, run.cfg.model_dump(mode="json"))
+    run.accelerator.wait_for_everyone()
+
+
+def cleanup(run: _Run) -> TrainReport:
+    """Trackers closed, the process group torn down in the order that does not hang, and the report."""
+    accelerator, progress = run.accelerator, run.progress
+    run.router.remove()
+    if run.processes > 1 and torch.distributed.is_initialized():
         # All processes reach this together, in this order, before `end_training` (which destroys the process
         # group, and would leave the DDP Reducer holding its last reference). Otherwise the Reducer is freed when
         # this function returns, milliseconds after the last all-reduce: its ~ProcessGroupGloo joins the gloo
@@ -705,39 +921,35 @@ def train(cfg: TrainConfig, emit: EventSink, settings: Settings) -> TrainReport:
         # the GIL: a hang at exit in about 1 run in 4. So: free the DDP model (and its Reducer) while the group is
         # still registered, wait at a barrier (the GIL is free there, the workers finish), then destroy the group.
         accelerator.free_memory()  # the accelerator holds the prepared model and optimiser too
-        model = unwrapped = None
+        run.model = run.unwrapped = run.optimizer = None
         gc.collect()
         accelerator.wait_for_everyone()
         torch.distributed.destroy_process_group()
     accelerator.end_training()
-    if processes == 1:
-        # One process may run several trainings (tests, notebooks): the next Accelerator starts afresh.
-        from accelerate.state import AcceleratorState
-
-        AcceleratorState._reset_state(reset_partial_state=True)
-    run_seconds = progress.seconds
+    best = run.cfg.output_dir / ckpt.checkpoint_name(progress.best_step) if progress.best_step is not None else None
+    seconds = progress.seconds
     return TrainReport(
-        output_dir=cfg.output_dir,
-        final_model=final,
-        model=cfg.model.model,
-        datasets=[location.name for location in locations],
-        steps=step,
-        start_step=start_step,
+        output_dir=run.cfg.output_dir,
+        final_model=run.final,
+        model=run.cfg.model.model,
+        datasets=[location.name for location in run.locations],
+        steps=progress.step,
+        start_step=run.start_step,
         samples=progress.samples,
         tokens=progress.tokens,
-        trainable_params=counts.trainable,
-        total_params=counts.total,
+        trainable_params=run.counts.trainable,
+        total_params=run.counts.total,
         losses=progress.losses,
         evaluations=progress.evaluations,
         best_checkpoint=best,
-        checkpoints=kept,
-        truncation=truncation_all,
-        stopped_early=stopped_early,
-        seconds=time.perf_counter() - started,
-        samples_per_s=progress.samples / run_seconds if run_seconds else 0.0,
-        tokens_per_s=progress.tokens / run_seconds if run_seconds else 0.0,
-        process_index=rank,
-        processes=processes,
+        checkpoints=ckpt.list_checkpoints(run.cfg.output_dir),
+        truncation=progress.truncation,
+        stopped_early=run.stopped_early,
+        seconds=time.perf_counter() - run.started,
+        samples_per_s=progress.samples / seconds if seconds else 0.0,
+        tokens_per_s=progress.tokens / seconds if seconds else 0.0,
+        process_index=accelerator.process_index,
+        processes=run.processes,
     )
 
 

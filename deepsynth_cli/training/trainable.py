@@ -1,4 +1,8 @@
-"""What a run updates: frozen prefixes, frozen routed experts, and LoRA restricted to the language model."""
+"""What a run updates: frozen prefixes, frozen routed experts, and LoRA restricted to the language model.
+
+With LoRA, peft freezes the whole base model; the parts the config trains in full (the projector by default, the
+vision tower or the routed experts when asked) are switched back on, saved beside the adapter in each checkpoint
+(`trainable_base.safetensors`) and merged into the final model with the adapters."""
 
 from __future__ import annotations
 
@@ -16,8 +20,10 @@ from deepsynth_cli.training.config import LoraSettings, TrainConfig
 VISION_TOWER = "model.vision_tower"
 PROJECTOR = ("model.multi_modal_projector", "model.view_separator")
 LANGUAGE_MODEL = "model.language_model"
-# Routed experts live at model.language_model.layers.N.mlp.experts (the shared experts are mlp.shared_experts).
+# Routed experts live at model.language_model.layers.N.mlp.experts (the shared experts are mlp.shared_experts):
+# two fused 3-D tensors per layer, gate_up_proj (experts, 2 x intermediate, hidden) and down_proj.
 _ROUTED_EXPERTS = re.compile(r"(^|\.)language_model\.layers\.\d+\.mlp\.experts(\.|$)")
+TRAINED_BASE_FILE = "trainable_base.safetensors"  # LoRA checkpoints: base weights trained in full
 
 
 @dataclass(frozen=True)
@@ -41,19 +47,59 @@ def frozen_prefixes(cfg: TrainConfig) -> list[str]:
 
 def _under(name: str, prefix: str) -> bool:
     # PEFT wraps the model as base_model.model.<name>: match the prefix anywhere on a module boundary.
-    return name == prefix or name.startswith(prefix + ".") or f".{prefix}." in f".{name}"
+    dotted = f".{name}."
+    return name == prefix or name.startswith(prefix + ".") or f".{prefix}." in dotted
 
 
 def apply_freezing(model: torch.nn.Module, cfg: TrainConfig) -> None:
     """Set requires_grad from the config. Frozen modules also go to eval mode in `train_mode`."""
     prefixes = frozen_prefixes(cfg)
+    in_full = [VISION_TOWER] if cfg.trainable.vision_tower else []
+    in_full += list(PROJECTOR) if cfg.trainable.projector else []
     for name, param in model.named_parameters():
+        if ".lora_" in name:
+            continue  # an adapter: peft made it trainable
+        experts = _ROUTED_EXPERTS.search(name) is not None
         if cfg.lora is not None:
-            continue  # peft has already frozen everything but the adapters
-        frozen = any(_under(name, prefix) for prefix in prefixes)
-        if not cfg.trainable.routed_experts and _ROUTED_EXPERTS.search(name):
-            frozen = True
-        param.requires_grad_(not frozen)
+            # peft froze the base model: switch on what trains in full beside the adapters.
+            train = any(_under(name, prefix) for prefix in in_full) or (experts and cfg.routed_experts == "train")
+            train = train and not any(_under(name, prefix) for prefix in cfg.optim.freeze)
+        else:
+            train = not any(_under(name, prefix) for prefix in prefixes) and not (
+                experts and cfg.routed_experts == "freeze"
+            )
+        param.requires_grad_(train)
+
+
+def trained_base(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """With LoRA: the base weights that train in full (not adapters), by their names in the peft model."""
+    return {
+        name: param.detach().contiguous()
+        for name, param in model.named_parameters()
+        if param.requires_grad and ".lora_" not in name
+    }
+
+
+def load_trained_base(model: torch.nn.Module, path: Path) -> None:
+    """Put the base weights `trained_base` saved back into a fresh peft model (resume)."""
+    from safetensors.torch import load_file
+
+    expected = set(trained_base(model))
+    if not path.is_file():
+        if expected:
+            raise ConfigError(
+                f"{path.parent.name} has no {TRAINED_BASE_FILE} but this run trains {len(expected)} base weights in "
+                "full beside the adapters",
+                hint="resume with the trainable settings the checkpoint was written with",
+            )
+        return
+    saved = load_file(str(path))
+    if set(saved) != expected:
+        raise ConfigError(
+            f"{path} does not fit the base weights this run trains in full",
+            hint="resume with the trainable settings the checkpoint was written with",
+        )
+    model.load_state_dict(saved, strict=False)
 
 
 def lora_targets(model: torch.nn.Module, settings: LoraSettings) -> list[str]:
@@ -68,7 +114,14 @@ def lora_targets(model: torch.nn.Module, settings: LoraSettings) -> list[str]:
     return names
 
 
-def add_lora(model: torch.nn.Module, settings: LoraSettings) -> Any:
+def routed_expert_tensors(model: torch.nn.Module) -> list[str]:
+    """Full names of the fused routed-expert tensors of the language model (peft's `target_parameters`)."""
+    return [name for name, _ in model.named_parameters() if _ROUTED_EXPERTS.search(name)]
+
+
+def add_lora(model: torch.nn.Module, settings: LoraSettings, *, experts: bool = False) -> Any:
+    """Adapters on the language model's linear layers; `experts`: on its fused routed-expert tensors too (peft's
+    parameter targeting: one rank-r pair per expert and tensor, merged exactly like the others)."""
     try:
         from peft import LoraConfig, get_peft_model
     except ModuleNotFoundError as error:
@@ -77,7 +130,19 @@ def add_lora(model: torch.nn.Module, settings: LoraSettings) -> Any:
     targets = lora_targets(model, settings)
     if not targets:
         raise ValueError(f"no linear layer of the language model is named one of {settings.targets}")
-    config = LoraConfig(r=settings.r, lora_alpha=settings.alpha, lora_dropout=settings.dropout, target_modules=targets)
+    parameters = routed_expert_tensors(model) if experts else []
+    if parameters and settings.dropout:
+        raise ConfigError(
+            "LoRA on the routed experts does not take dropout (peft's parameter targeting)",
+            hint="set lora.dropout: 0 with trainable.routed_experts: lora",
+        )
+    config = LoraConfig(
+        r=settings.r,
+        lora_alpha=settings.alpha,
+        lora_dropout=settings.dropout,
+        target_modules=targets,
+        target_parameters=parameters or None,
+    )
     return get_peft_model(model, config)  # type: ignore[arg-type]
 
 

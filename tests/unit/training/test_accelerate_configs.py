@@ -35,3 +35,31 @@ def test_there_are_configs_for_ddp_fsdp_and_zero2() -> None:
     assert two["num_machines"] == 2 and two["main_process_ip"] == "MAIN_NODE_IP"
     zero = yaml.safe_load((ACCELERATE / "deepspeed-zero2.yaml").read_text(encoding="utf-8"))["deepspeed_config"]
     assert zero["zero_stage"] == 2
+
+
+def test_deepspeed_gets_the_run_s_accumulation_through_its_plugin(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What reaches accelerate under `accelerate launch --config_file configs/accelerate/deepspeed-zero2.yaml`:
+    the engine's gradient_accumulation_steps is the run's, so it steps once per optimiser step."""
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    from deepsynth_cli.errors import ConfigError
+    from deepsynth_cli.training.config import load_train_config
+    from deepsynth_cli.training.loop import deepspeed_options
+
+    cfg = load_train_config(None, {"data.datasets": ["a"], "optim.grad_accum_steps": 4})
+    assert deepspeed_options(cfg, {}) == {}  # no DeepSpeed: the loop accumulates itself
+
+    launcher = load_config_from_file(str(ACCELERATE / "deepspeed-zero2.yaml"))
+    assert "gradient_accumulation_steps" not in launcher.deepspeed_config  # deepsynth sets it
+    # The environment `accelerate launch` gives the processes for this file (accelerate.utils.launch).
+    environ = {"ACCELERATE_USE_DEEPSPEED": "true", "ACCELERATE_DEEPSPEED_ZERO_STAGE": "2"}
+    for key, value in environ.items():
+        monkeypatch.setenv(key, value)
+    options = deepspeed_options(cfg, environ)
+    assert options["gradient_accumulation_steps"] == 4
+    plugin = options["deepspeed_plugin"]
+    assert plugin.deepspeed_config["gradient_accumulation_steps"] == 4
+    assert plugin.deepspeed_config["zero_optimization"]["stage"] == 2
+
+    with pytest.raises(ConfigError, match="gradient_accumulation_steps 1 but this run accumulates 4"):
+        deepspeed_options(cfg, {**environ, "ACCELERATE_GRADIENT_ACCUMULATION_STEPS": "1"})

@@ -28,6 +28,7 @@ def test_a_word_shown_only_in_the_image_is_learned(words_data: Path, tmp_path: P
             "optim.max_steps": 60,
             "optim.lr": 3e-3,
             "checkpoint.every": 1000,
+            "eval.enabled": True,
             "eval.every": 60,
             "eval.rows": 2,
             "eval.generate_rows": 2,

@@ -35,6 +35,7 @@ CHECKPOINT_FILES = {
     "tokenizer_config.json",
     "deepsynth_preset.json",
     "deepsynth_render.json",
+    "deepsynth_limits.json",
     "optimizer.pt",
     "scheduler.pt",
     "rng_state.pt",
@@ -56,7 +57,7 @@ def tiny_cfg(data: Path | list[Path], out: Path, **overrides: Any) -> TrainConfi
         "output_dir": out,
         "optim.max_steps": 4,
         "checkpoint.every": 2,
-        "eval.every": 0,
+        "eval.enabled": False,
         "batching.max_target_tokens": 24,
         **overrides,
     }
@@ -162,6 +163,7 @@ def test_evaluation_keeps_the_best_checkpoint_and_can_stop_early(aclsum_data: Pa
         "optim.lr": 0.05,  # too high on purpose: validation gets worse, patience runs out
         "checkpoint.every": 100,
         "checkpoint.keep": 1,
+        "eval.enabled": True,
         "eval.every": 2,
         "eval.rows": 2,
         "eval.generate_rows": 1,
@@ -177,6 +179,23 @@ def test_evaluation_keeps_the_best_checkpoint_and_can_stop_early(aclsum_data: Pa
     assert report.best_checkpoint.is_dir()  # kept, saved when it improved
     if report.stopped_early:
         assert report.steps < 8
+
+
+def test_evaluation_is_on_by_default_and_runs_after_the_last_step(aclsum_data: Path, tmp_path: Path) -> None:
+    events = Recorder()
+    defaults = {"optim.max_steps": 3, "checkpoint.every": 100, "eval.rows": 2, "eval.generate_rows": 0}
+    cfg = load_train_config(None, {"model.model": "tiny", "data.datasets": [str(aclsum_data)], **defaults})
+    assert cfg.eval.enabled and cfg.eval.every == 200
+    report = train.run(cfg.model_copy(update={"output_dir": tmp_path / "run"}), events)
+    assert [event.step for event in events.of(Evaluated)] == [3]  # every 200 steps, and after the last one
+    assert report.best_checkpoint == tmp_path / "run" / "step-000003" and report.best_checkpoint.is_dir()
+
+    only_end = train.run(tiny_cfg(aclsum_data, tmp_path / "end", **{**defaults, "eval.enabled": True, "eval.every": 0}))
+    assert [item["step"] for item in only_end.evaluations] == [3]
+    every_two = train.run(
+        tiny_cfg(aclsum_data, tmp_path / "two", **{**defaults, "eval.enabled": True, "eval.every": 2})
+    )
+    assert [item["step"] for item in every_two.evaluations] == [2, 3]
 
 
 def test_validation_loss_is_the_same_for_the_same_weights(aclsum_data: Path) -> None:

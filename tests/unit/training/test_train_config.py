@@ -18,7 +18,18 @@ def test_the_model_preset_yaml_is_the_base(tmp_path: Path) -> None:
 
     real = load_train_config(None, {"data.datasets": ["aclsum"]})  # default: the real model and its YAML
     assert real.model == PRESETS["deepseek-ocr-2"] and real.optim.grad_accum_steps == 16
-    assert "model.vision_tower" in real.optim.freeze
+    assert not real.trainable.vision_tower and not real.trainable.projector and real.routed_experts == "train"
+
+
+def test_lora_gets_a_lora_learning_rate_unless_one_is_given() -> None:
+    lora = load_train_config(None, {"data.datasets": ["a"], "lora": {}})
+    assert lora.optim.lr == 2e-4 and lora.routed_experts == "freeze"
+    assert load_train_config(None, {"data.datasets": ["a"], "lora": {}, "optim.lr": 1e-3}).optim.lr == 1e-3
+    assert load_train_config(None, {"data.datasets": ["a"]}).optim.lr == 1e-5  # the preset's, full fine-tune
+    old = load_train_config(None, {"data.datasets": ["a"], "trainable.routed_experts": False})
+    assert old.routed_experts == "freeze"  # the earlier boolean spelling
+    with pytest.raises(ConfigError, match="routed_experts: lora needs LoRA"):
+        load_train_config(None, {"data.datasets": ["a"], "trainable.routed_experts": "lora"})
 
 
 def test_precedence_preset_then_yaml_then_flags(tmp_path: Path) -> None:

@@ -39,6 +39,7 @@ MODEL_FILES = {
     "tokenizer_config.json",
     "deepsynth_preset.json",
     "deepsynth_render.json",  # how the training pages were rendered, for eval and serve
+    "deepsynth_limits.json",  # the trained page limit and the generation limit its summaries call for
     "train_config.json",
 }
 

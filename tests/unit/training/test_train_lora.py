@@ -69,3 +69,40 @@ def test_lora_resume_matches_an_uninterrupted_run(aclsum_data: Path, tmp_path: P
     a = transformers.AutoModelForImageTextToText.from_pretrained(tmp_path / "whole").state_dict()
     b = transformers.AutoModelForImageTextToText.from_pretrained(tmp_path / "cut").state_dict()
     assert all(torch.allclose(a[name], b[name], atol=1e-6) for name in a)
+
+
+def test_lora_trains_the_projector_in_full_and_resumes_it(aclsum_data: Path, tmp_path: Path) -> None:
+    overrides = {"optim.max_steps": 2, "optim.lr": 2e-2, "checkpoint.every": 1}
+    report = train.run(tiny_cfg(aclsum_data, tmp_path / "run", lora=LORA, **overrides))
+    checkpoint = tmp_path / "run" / "step-000001"
+    from safetensors.torch import load_file
+
+    in_full = load_file(str(checkpoint / "trainable_base.safetensors"))
+    assert sorted(name.removeprefix("base_model.model.model.") for name in in_full) == [
+        "multi_modal_projector.bias",
+        "multi_modal_projector.weight",
+        "view_separator",
+    ]
+    base = load_model("tiny")[0].state_dict()
+    merged = transformers.AutoModelForImageTextToText.from_pretrained(tmp_path / "run").state_dict()
+    assert not torch.equal(merged["model.multi_modal_projector.weight"], base["model.multi_modal_projector.weight"])
+    frozen = train.run(
+        tiny_cfg(aclsum_data, tmp_path / "frozen", lora=LORA, **{**overrides, "trainable.projector": False})
+    )
+    assert frozen.trainable_params == report.trainable_params - sum(tensor.numel() for tensor in in_full.values())
+
+
+def test_lora_on_the_routed_experts_adapts_the_fused_tensors(aclsum_data: Path, tmp_path: Path) -> None:
+    overrides = {"optim.max_steps": 2, "optim.lr": 2e-2, "checkpoint.every": 100, "trainable.routed_experts": "lora"}
+    plain = train.run(
+        tiny_cfg(aclsum_data, tmp_path / "plain", lora=LORA, **{**overrides, "trainable.routed_experts": None})
+    )
+    experts = train.run(tiny_cfg(aclsum_data, tmp_path / "experts", lora=LORA, **overrides))
+    # One rank-4 pair per expert (4) and fused tensor (gate_up 64x64, down 64x32) of the one MoE layer.
+    assert experts.trainable_params - plain.trainable_params == 4 * 4 * (64 + 64) + 4 * 4 * (32 + 64)
+    base = load_model("tiny")[0].state_dict()
+    merged = transformers.AutoModelForImageTextToText.from_pretrained(tmp_path / "experts").state_dict()
+    name = "model.language_model.layers.1.mlp.experts.gate_up_proj"
+    assert merged[name].shape == base[name].shape and not torch.equal(merged[name], base[name])
+    untouched = transformers.AutoModelForImageTextToText.from_pretrained(tmp_path / "plain").state_dict()
+    assert torch.equal(untouched[name], base[name])  # without it the experts stay frozen under LoRA

@@ -54,7 +54,7 @@ def test_tensorboard_tracker_writes_the_losses(aclsum_data: Path, tmp_path: Path
     pytest.importorskip("tensorboard", reason="the dev extra installs tensorboard")
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-    overrides = {**TWO_STEPS, "eval.every": 2, "eval.rows": 2, "eval.generate_rows": 0}
+    overrides = {**TWO_STEPS, "eval.enabled": True, "eval.every": 2, "eval.rows": 2, "eval.generate_rows": 0}
     report = train.run(tiny_cfg(aclsum_data, tmp_path / "run", report_to=["tensorboard"], **overrides))
 
     (events_file,) = (tmp_path / "run" / "logs" / "deepsynth-train").glob("events.out.tfevents.*")
