@@ -22,6 +22,8 @@ from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.services import generate, train
 from deepsynth_cli.training.config import load_train_config
 
+pytestmark = pytest.mark.integration  # a CPU training and two evaluations with the ablation: over a minute
+
 WORDS = ("apple", "zebra")
 
 
