@@ -73,6 +73,13 @@ def command(
         Path | None,
         typer.Option("--output", "-o", help="Folder for metrics.json, predictions.jsonl, report.html."),
     ] = None,
+    ablation: Annotated[
+        bool,
+        typer.Option(
+            "--ablation",
+            help="Also score own, another row's and blank pages (loss and ROUGE-L, paired intervals): does it read?",
+        ),
+    ] = False,
     config: ConfigFile = None,
     json_output: JsonOutput = False,
     help_: Help = False,
@@ -96,6 +103,7 @@ def command(
             "generation.no_repeat_ngram_size": no_repeat_ngram_size,
             "device": device,
             "output": output,
+            "ablation": ablation or None,  # unset: the YAML's value stands
         }
         _eval(out, config, overrides)
 
@@ -148,6 +156,8 @@ def _show(output: Output, report: EvalReport) -> None:
         output.line("  " + ", ".join(facts))
         for note in group["rouge_scheme"].get("notes", []):
             output.line(f"  {scheme}: {note}")
+    for found in metrics.get("ablation") or []:
+        _show_ablation(output, found, confidence)
     generation = metrics.get("generation")
     if generation and generation["seconds"]:
         output.line(
@@ -156,6 +166,27 @@ def _show(output: Output, report: EvalReport) -> None:
         )
     for path in report.files.values():
         output.line(f"wrote {path}")
+
+
+def _show_ablation(output: Output, found: dict[str, Any], confidence: int) -> None:
+    title = f"ablation {found['dataset']} ({found['language']}): {found['rows']} rows [{confidence} % CI]"
+    table = Table(title=title)
+    for column in ("pages", "loss", "R-L x100", "own - this: loss", "own - this: R-L x100"):
+        table.add_column(column, justify="right")
+    for condition, scores in found["conditions"].items():
+        versus = found["differences"].get(f"own-{condition}")
+        deltas = ["-", "-"]
+        if versus:
+            loss, rouge = versus["loss"], versus["rougeL"]
+            deltas = [
+                f"{loss['delta']:+.3f} [{loss['low']:+.3f}, {loss['high']:+.3f}]",
+                f"{100 * rouge['delta']:+.1f} [{100 * rouge['low']:+.1f}, {100 * rouge['high']:+.1f}]",
+            ]
+        loss = scores["loss"]
+        table.add_row(condition, f"{loss['mean']:.3f}", f"{100 * scores['rougeL']['mean']:.1f}", *deltas)
+    output.table(table)
+    verdict = "reads its pages" if found["reads"] else "no evidence that it reads its pages"
+    output.line(f"  {verdict} (own-page loss below other and blank pages, interval excluding 0)")
 
 
 def _interval(value: dict[str, float]) -> str:

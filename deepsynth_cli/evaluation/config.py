@@ -65,6 +65,9 @@ class EvalConfig(_Strict):
     bootstrap: BootstrapConfig = Field(default_factory=BootstrapConfig)
     report: ReportConfig = Field(default_factory=ReportConfig)
     output: Path = Field(Path("eval-results"), description="metrics.json, predictions.jsonl and report.html go here")
+    ablation: bool = Field(
+        False, description="also score own, another row's and blank pages (does the model read?); model mode only"
+    )
 
     @field_validator("baselines", mode="before")
     @classmethod
@@ -83,6 +86,8 @@ class EvalConfig(_Strict):
             raise ValueError("give a model to generate summaries (--model) or a predictions file (--predictions)")
         if self.model is not None and not self.datasets:
             raise ValueError("a model is evaluated on rendered datasets: give --datasets")
+        if self.ablation and self.model is None:
+            raise ValueError("--ablation swaps the pages a model reads: it needs --model, not --predictions")
         return self
 
     @property

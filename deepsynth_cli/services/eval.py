@@ -103,6 +103,9 @@ def run(cfg: EvalConfig, on_event: EventSink | None = None, settings: Settings |
         emit(Notice(message))
     groups = _score(cfg, rows, schemes, generated=cfg.mode == "model")
     metrics = _metrics(cfg, readers, groups, model_info, generation, time.perf_counter() - started)
+    if cfg.ablation and cfg.mode == "model":
+        emit(Notice("ablation: scoring own, another row's and blank pages"))
+        metrics["ablation"] = _ablation(summarizer, cfg, readers, rows)
     files = _write(cfg, output, groups, metrics, readers)
     return EvalReport(metrics, output, files)
 
@@ -313,6 +316,32 @@ def _pages(readers: dict[str, SplitReader], batch: Sequence[EvalRow]) -> list[li
 
 
 UNDETERMINED = ("", "und")
+
+
+def _ablation(
+    summarizer: Summarizer, cfg: EvalConfig, readers: dict[str, SplitReader], rows: list[EvalRow]
+) -> list[dict[str, Any]]:
+    """`evaluation/ablation.py` per dataset and language, on the rows just generated."""
+    from deepsynth_cli.evaluation.ablation import ablate
+
+    grouped: dict[tuple[str, str], list[EvalRow]] = {}
+    for row in rows:
+        grouped.setdefault((row.dataset, row.language), []).append(row)
+    results = []
+    for (dataset, language), group in grouped.items():
+        shard_rows = [
+            {"pages": pages, "summary": row.reference} for row, pages in zip(group, _pages(readers, group), strict=True)
+        ]
+        found = ablate(
+            summarizer,
+            shard_rows,
+            language=language,
+            generation=cfg.generation,
+            bootstrap=cfg.bootstrap,
+            batch_size=cfg.batch_size,
+        )
+        results.append({"dataset": dataset, "language": language, **found})
+    return results
 
 
 def _fill_languages(cfg: EvalConfig, rows: list[EvalRow]) -> None:

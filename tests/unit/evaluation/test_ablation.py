@@ -1,0 +1,46 @@
+"""The pixel ablation's page swaps: a seeded derangement and blank pages of the same count and size."""
+
+from __future__ import annotations
+
+import io
+
+import pytest
+from PIL import Image
+
+from deepsynth_cli.evaluation.ablation import blank_pages, condition_pages, derangement
+from deepsynth_cli.evaluation.config import EvalConfig
+
+
+@pytest.mark.parametrize("n", [2, 3, 7, 50])
+def test_the_derangement_moves_every_row_and_is_seeded(n: int) -> None:
+    sigma = derangement(n, seed=3)
+    assert sorted(sigma) == list(range(n))
+    assert all(sigma[i] != i for i in range(n))
+    assert derangement(n, seed=3) == sigma
+
+
+def test_one_row_has_no_other_row() -> None:
+    with pytest.raises(ValueError, match="at least 2 rows"):
+        derangement(1)
+
+
+def _png(size: tuple[int, int], colour: str) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, colour).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def test_each_condition_shows_the_right_pages() -> None:
+    rows = [{"pages": [_png((64, 64), "black"), _png((64, 48), "black")]}, {"pages": [_png((32, 32), "red")]}]
+    shown = condition_pages(rows)
+    assert shown["own"] == [rows[0]["pages"], rows[1]["pages"]]
+    assert shown["other"] == [rows[1]["pages"], rows[0]["pages"]]  # two rows: the only derangement is the swap
+    blank = shown["blank"][0]
+    assert [page.size for page in blank] == [(64, 64), (64, 48)]  # as many pages, the same sizes
+    assert all(page.getextrema() == ((255, 255),) * 3 for page in blank)  # white
+    assert len(blank_pages(rows[1]["pages"])) == 1
+
+
+def test_the_ablation_needs_a_model() -> None:
+    with pytest.raises(ValueError, match="needs --model"):
+        EvalConfig(predictions="p.jsonl", ablation=True)  # type: ignore[arg-type]
