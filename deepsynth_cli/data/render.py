@@ -193,6 +193,19 @@ def paragraphs_of(text: str) -> list[str]:
     return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
 
+def lacks_glyph(char: str, fonts: tuple[_Font, ...]) -> bool:
+    """True when `char` should be drawn but none of `fonts` has a glyph for it (it would show as an empty box).
+
+    Spaces, controls, format characters (joiners, bidi marks) and variation selectors draw nothing by design;
+    private-use and unassigned code points count as missing, as no shipped font has them. The one rule for
+    `RenderedDocument.missing_glyphs` and `validate`'s font check.
+    """
+    if unicodedata.category(char) in _INVISIBLE_CATEGORIES or _VARIATION_SELECTORS.match(char):
+        return False
+    code = ord(char)
+    return not any(font.typeface.unicharToGlyph(code) for font in fonts)
+
+
 class PageRenderer:
     """Lays text out into pages of `cfg.page_size` pixels and encodes them losslessly.
 
@@ -447,11 +460,7 @@ class PageRenderer:
         for char in set(text):
             known = self._has_glyph.get(char)
             if known is None:
-                if unicodedata.category(char) in _INVISIBLE_CATEGORIES or _VARIATION_SELECTORS.match(char):
-                    known = True
-                else:
-                    code = ord(char)
-                    known = any(font.typeface.unicharToGlyph(code) for font in self._fonts)
+                known = not lacks_glyph(char, self._fonts)
                 self._has_glyph[char] = known
             if not known:
                 missing += text.count(char)

@@ -290,7 +290,7 @@ def check_compression(data: DatasetSample) -> Check:
 
 def check_fonts(data: DatasetSample) -> Check:
     """Every character of the sampled texts has a glyph in a font the renderer loads (else it renders as tofu)."""
-    from deepsynth_cli.data.render import _load_fonts
+    from deepsynth_cli.data.render import _load_fonts, lacks_glyph
 
     name = f"dataset:{data.name}:fonts"
     languages = sorted({str(row.get("language")) for rows in data.rows.values() for row in rows})
@@ -299,11 +299,11 @@ def check_fonts(data: DatasetSample) -> Check:
         for rows in data.rows.values()
         for row in rows
         for char in str(row.get("text") or "") + str(row.get("summary") or "")
-        if not char.isspace() and unicodedata.category(char)[0] not in ("C", "Z")
+        if not char.isspace()
     }
     extra_dirs = tuple(Path(d) for d in (data.manifest or {}).get("render", {}).get("font_dirs", []))
     fonts = _load_fonts(extra_dirs)
-    missing = sorted(char for char in chars if not any(font.typeface.unicharToGlyph(ord(char)) for font in fonts))
+    missing = sorted(char for char in chars if lacks_glyph(char, fonts))
     if missing:
         shown = ", ".join(f"U+{ord(c):04X} {unicodedata.name(c, '?')}" for c in missing[:3])
         return failed(

@@ -185,6 +185,20 @@ def test_a_script_without_a_font(
     assert (code, report["score"]) == (1, 95)
 
 
+def test_validate_and_the_rows_agree_on_a_private_use_character(
+    tmp_path: Path, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]]
+) -> None:
+    """U+E000 (private use) draws as an empty box: the rows count it and validate names it, by one rule."""
+    text = article(1, LONG)["text"] + " \ue000\ue000"
+    make_jsonl([article(0, LONG), {**article(1, LONG), "text": text}], "corpus/train.jsonl")
+    folder = render([str(tmp_path / "corpus")], tmp_path / "out")
+    _, report = run("--datasets", str(folder))
+    check = the_check(report, f"dataset:{folder}:fonts")
+    assert check["status"] == "fail" and "U+E000" in check["message"]
+    counted = sum(sum(pq.read_table(shard).column("missing_glyphs").to_pylist()) for shard in folder.rglob("*.parquet"))
+    assert counted == 2
+
+
 def test_most_of_the_text_truncated_warns(tmp_path: Path) -> None:
     folder = render(["aclsum"], tmp_path / "out", max_samples=2, splits=["train"], render=RENDER.model_copy(
         update={"max_pages": 1}))  # fmt: skip
