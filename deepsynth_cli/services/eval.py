@@ -261,12 +261,15 @@ def _render_mismatches(summarizer: Summarizer, readers: dict[str, SplitReader], 
 
 
 def _model_info(cfg: EvalConfig, summarizer: Summarizer) -> dict[str, Any]:
+    from deepsynth_cli.inference.options import DEFAULT_MAX_NEW_TOKENS
+
     return {
         "spec": cfg.model,
         "name": summarizer.model_id,
         "device": str(summarizer.device),
         "max_pages": summarizer.max_pages,
-        "max_new_tokens": summarizer.max_new_tokens,  # the model's own limit (None: the default), unless asked
+        # the limit a generation without --max-new-tokens has: the model's own, else the default
+        "max_new_tokens": summarizer.max_new_tokens or DEFAULT_MAX_NEW_TOKENS,
         "render_settings": summarizer.render_source,
         "parameters": sum(parameter.numel() for parameter in summarizer.model.parameters()),
     }

@@ -83,4 +83,4 @@ def test_generate_train_eval_writes_metrics_predictions_and_report(tmp_path: Pat
 
     html = (out / "report.html").read_text(encoding="utf-8")
     assert html.count("<svg") == 2 and html.count('<img src="data:image/jpeg;base64,') == 3  # the broken row has none
-    assert "lead-3" in html and "failed: " in html
+    assert "lead-3" in html and "failed: " in html and "at most 8 new tokens" in html
