@@ -56,7 +56,7 @@ def nothing_rendered(dataset: str, splits: Mapping[str, Any]) -> DatasetError | 
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
     return DatasetError(
         f"{dataset}: all {sum(skipped.values())} rows were skipped ({reasons}), nothing rendered",
-        hint="check --text-column / --summary-column, or lower --min-text-chars / --min-summary-chars",
+        hint="check --text-column / --summary-column, or lower --min-text-words / --min-summary-words",
     )
 
 

@@ -105,7 +105,9 @@ def test_without_a_login_auto_stays_local_and_says_so(
 ) -> None:
     hub_env.monkeypatch.delenv("HF_TOKEN")
     events: list[Any] = []
-    corpus = make_jsonl([{"text": "A short text.", "summary": "Short."}])
+    corpus = make_jsonl(
+        [{"text": "A short text of a dozen words, enough for the default minimum.", "summary": "A summary."}]
+    )
     generate.run(generate_cfg([str(corpus)]), events.append)
     messages = [str(getattr(event, "message", "")) for event in events]
     assert messages[0].startswith("Hub token: none"), messages[:2]
@@ -117,7 +119,9 @@ def test_offline_mode_calls_nothing_and_says_why(
     hub_env: HubEnv, login: str, make_jsonl: Callable[..., Path], tmp_path: Path
 ) -> None:
     _offline(hub_env)
-    corpus = make_jsonl([{"text": "A short text.", "summary": "Short."}])
+    corpus = make_jsonl(
+        [{"text": "A short text of a dozen words, enough for the default minimum.", "summary": "A summary."}]
+    )
     args = ["generate", str(corpus), "--page-size", "256", "--out", str(tmp_path / "out")]
     auto = CliRunner().invoke(app, args)
     assert auto.exit_code == 0, auto.stderr

@@ -40,7 +40,7 @@ def words_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
     render = RenderConfig(page_size=384, font_size=40, margin=12, max_pages=1)
     cfg = GenerateConfig(
         datasets=[str(corpus)], out=root / "out", num_workers=1, store="local", render=render,
-        min_summary_chars=1, language="en",
+        min_summary_words=1, language="en",
     )  # fmt: skip
     return Path(generate.run(cfg).datasets[0].location)
 

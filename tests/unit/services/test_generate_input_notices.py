@@ -54,8 +54,8 @@ def test_other_settings_are_named_when_a_folder_holds_shards_made_differently(
     generate.run(generate_cfg([str(path)]))
     bigger = small_render.model_copy(update={"font_size": 12.0})
     with pytest.raises(OutputError) as caught:
-        generate.run(generate_cfg([str(path)], render=bigger, min_text_chars=5))
+        generate.run(generate_cfg([str(path)], render=bigger, min_text_words=5))
     message = caught.value.message
     assert "already holds shards made with other settings" in message
-    assert "render.font_size was 11.0, now 12.0" in message and "min_text_chars was" in message
+    assert "render.font_size was 11.0, now 12.0" in message and "min_text_words was" in message
     assert "render.page_size" not in message, "only what differs is named"
