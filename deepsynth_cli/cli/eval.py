@@ -12,7 +12,7 @@ from rich.table import Table
 
 from deepsynth_cli.cli.boundary import error_boundary
 from deepsynth_cli.cli.console import Output
-from deepsynth_cli.cli.options import ConfigFile, Datasets, Help, JsonOutput, dataset_names
+from deepsynth_cli.cli.options import FLAG, ConfigFile, Datasets, Help, JsonOutput, dataset_names
 from deepsynth_cli.cli.progress import LiveEvents
 
 if TYPE_CHECKING:
@@ -77,6 +77,7 @@ def command(
         bool,
         typer.Option(
             "--ablation",
+            metavar=FLAG,
             help="Also score own, another row's and blank pages (loss and ROUGE-L, paired intervals): does it read?",
         ),
     ] = False,

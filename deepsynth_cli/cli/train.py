@@ -106,7 +106,10 @@ def command(
         ),
     ] = None,
     no_eval: Annotated[
-        bool, typer.Option("--no-eval", help="Never evaluate, even with a validation split.", rich_help_panel=_RUN)
+        bool,
+        typer.Option(
+            "--no-eval", metavar=FLAG, help="Never evaluate, even with a validation split.", rich_help_panel=_RUN
+        ),
     ] = False,
     report_to: Annotated[
         list[str] | None,

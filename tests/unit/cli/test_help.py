@@ -44,7 +44,9 @@ def test_datasets_option_is_shared_and_the_usage_has_no_hidden_positional(runner
 
 def test_train_flags_and_lists(runner: CliRunner) -> None:
     text = runner.invoke(app, ["train", "--help"]).output
-    assert _option_line(text, "--lora") == "--lora Train LoRA adapters on the language model only."
+    assert _option_line(text, "--lora") == (
+        "--lora Train LoRA adapters on the language model's linear layers (lr 2e-4 unless given)."
+    )
     assert _option_line(text, "--json").startswith("--json Print exactly one JSON object")
     assert _option_line(text, "--weight").startswith("--weight WEIGHT Sampling weight")
     assert _option_line(text, "--report-to").startswith("--report-to TRACKER Experiment tracker")

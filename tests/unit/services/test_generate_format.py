@@ -73,7 +73,7 @@ def test_long_source_is_counted_in_bounded_chunks_to_the_same_total() -> None:
 def test_missing_glyphs_are_counted_per_row_and_split_and_named(
     generate_cfg: MakeCfg, make_jsonl: Callable[..., Path]
 ) -> None:
-    text = "A proof ends here \u220e and the text goes on for a while so that it is a document. " * 3
+    text = "A proof ends here \ue000 and the text goes on for a while so that it is a document. " * 3
     path = make_jsonl([{"id": "box", "text": text, "summary": "A proof that ends."}])
     report = generate.run(generate_cfg([str(path)]))
     folder = Path(report.datasets[0].location)
@@ -82,7 +82,7 @@ def test_missing_glyphs_are_counted_per_row_and_split_and_named(
     split = report.datasets[0].splits["train"]
     assert split.missing_glyphs == 3
     warning = report.to_dict()["datasets"][0]["splits"]["train"]["warning"]
-    assert "U+220E" in warning
+    assert "U+E000" in warning
     manifest = json.loads((folder / rendered.MANIFEST_FILE).read_text(encoding="utf-8"))
     assert manifest["splits"]["train"]["missing_glyphs"] == 3
 
@@ -136,12 +136,12 @@ def test_language_column_and_a_warning_for_undetermined_rows(
 def test_preview_warns_about_characters_without_a_glyph(
     generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], tmp_path: Path
 ) -> None:
-    text = "A proof ends here \u220e and the text goes on for a while so that it is a document. " * 2
+    text = "A proof ends here \ue000 and the text goes on for a while so that it is a document. " * 2
     path = make_jsonl([{"id": "box", "text": text, "summary": "A proof that ends.", "language": "en"}])
     report = generate.run(generate_cfg([str(path)], preview=tmp_path / "preview"))
     assert report.preview_files
     (warning,) = report.warnings()
-    assert "(preview)" in warning and "U+220E" in warning
+    assert "(preview)" in warning and "U+E000" in warning
 
 
 def test_eval_refuses_undetermined_rows_before_loading_any_model(
