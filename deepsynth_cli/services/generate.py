@@ -493,8 +493,10 @@ def _generate_split(
         return True
 
     def finish(state: _ChunkState, end: str) -> None:
-        if state.meta.positions == cfg.rows_per_shard:
-            end = "full"  # holds every row its range can hold, whatever stopped the stream
+        if state.meta.positions == cfg.rows_per_shard and end != "exhausted":
+            # Holds every row its range can hold. A source that ended exactly here keeps "exhausted": it is the
+            # mark a rerun looks for to know the split is complete without streaming it again.
+            end = "full"
         state.meta.end = end
         state.meta.limit = cfg.max_samples if end == "limit" else None
         path = state.writer.commit(state.meta)

@@ -196,6 +196,20 @@ def test_report_is_json_serialisable(generate_cfg: MakeCfg) -> None:
     assert dumped["seconds"] >= 0
 
 
+def test_a_split_of_an_exact_multiple_of_rows_per_shard_is_seen_complete(
+    generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]]
+) -> None:
+    """8 rows in shards of 4: the last shard is full and also ends the source, so a rerun does not stream it again."""
+    cfg = generate_cfg([str(make_jsonl([article(n) for n in range(8)]))], rows_per_shard=4)
+    report = generate.run(cfg)
+    metas = sorted(shards.scan(Path(report.datasets[0].location)).values(), key=lambda m: m.chunk)
+    assert [(m.positions, m.end) for m in metas] == [(4, "full"), (4, "exhausted")]
+    events: list[Any] = []
+    generate.run(cfg, on_event=events.append)
+    notices = [getattr(event, "message", "") for event in events]
+    assert any("already complete (8 rows), nothing to do" in notice for notice in notices), notices
+
+
 def test_shard_footers_account_for_every_source_row(
     generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]]
 ) -> None:
