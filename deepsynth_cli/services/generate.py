@@ -764,9 +764,18 @@ def _generate_dataset(
             commit_interval_s=cfg.hub.commit_interval_s, retry=retry,
         )  # fmt: skip
         # Shards finished by an earlier run whose upload did not happen (killed, or the Hub failed): send them.
+        # Staged ones the repo already holds (a run killed between its commit and the deletion) go.
+        cleared = 0
         for name, meta in sorted(local.items()):
-            if meta.part == cfg.shard_index and name not in mine:
+            if meta.part != cfg.shard_index:
+                continue
+            if name not in mine:
                 uploader.submit(folder / shards.DATA_DIR / name, meta)
+            elif store.staging and mine[name].fingerprint == meta.fingerprint:
+                (folder / shards.DATA_DIR / name).unlink(missing_ok=True)
+                cleared += 1
+        if cleared:
+            emit(Notice(f"{source.name}: deleted {cleared} staged shard(s) the Hub already holds"))
 
     report = DatasetReport(dataset=source.name, location=_location(store))
     try:

@@ -146,6 +146,29 @@ def test_failed_upload_keeps_the_shards_and_a_rerun_finishes_without_rendering_a
     assert _repo_ids(hub, f"{hub.server.user}/deepsynth-corpus") == Counter(f"doc-{i:05d}" for i in range(6))
 
 
+def test_staged_shards_the_hub_already_holds_are_deleted_on_the_next_run(
+    hub: HubEnv, generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]]
+) -> None:
+    """A run killed after a commit but before deleting the staged files leaves them in the cache: the next run
+    finds them in the repo and deletes them (it neither uploads nor renders them again)."""
+    path = _corpus(make_jsonl, article, 4)
+    cfg = generate_cfg([str(path)], rows_per_shard=2, hub=FAST_RETRY, out=None)
+    generate.run(cfg)
+    repo_id = f"{hub.server.user}/deepsynth-corpus"
+    staging = get_settings().cache_dir / "staging" / repo_id.replace("/", "__") / "data"
+    assert not list(staging.glob("*.parquet"))
+    staging.mkdir(parents=True, exist_ok=True)  # as the killed run left them: committed, still staged
+    for name in [f for f in hub.server.list_files(repo_id) if f.startswith("data/")]:
+        (staging / Path(name).name).write_bytes(hub.server.read_file(repo_id, name))
+    commits = hub.server.commit_count(repo_id)
+    events: list[object] = []
+    report = generate.run(cfg, events.append).datasets[0]
+    assert not list(staging.glob("*.parquet")), "staged copies of committed shards are deleted"
+    assert any("deleted 2 staged shard(s) the Hub already holds" in str(getattr(e, "message", "")) for e in events)
+    assert report.splits["train"].shards_written == 0 and hub.server.commit_count(repo_id) <= commits + 1
+    assert _repo_ids(hub, repo_id) == Counter(f"doc-{i:05d}" for i in range(4))
+
+
 def test_resume_on_another_machine_reads_the_repo(
     hub: HubEnv, generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]],
     tmp_path: Path,
