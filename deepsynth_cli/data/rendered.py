@@ -296,8 +296,15 @@ class Shard:
 
 
 def open_shard(path: str | Path, hub: HubDataset | None = None) -> Shard:
-    """A shard of a local folder (a file path) or of a Hub repo (a path in the repo, read by HTTP range)."""
+    """A shard of a local folder (a file path) or of a Hub repo (a path in the repo, read by HTTP range). Raises
+    DamagedShardError, naming the file, when its Parquet footer cannot be read."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    file = pq.ParquetFile(path) if hub is None else hub.open_shard(str(path))
+    try:
+        file = pq.ParquetFile(path) if hub is None else hub.open_shard(str(path))
+    except (pa.ArrowException, OSError) as error:
+        if hub is not None and not isinstance(error, pa.ArrowException):
+            raise
+        raise shards.DamagedShardError(Path(str(path)), error) from error
     return Shard(Path(str(path)).name, file)

@@ -13,6 +13,7 @@ key-value metadata: the folder is its own resume state, and the manifest is deri
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
@@ -21,6 +22,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from deepsynth_cli.errors import DatasetError
 
 META_KEY = b"deepsynth"
 DATA_DIR = "data"
@@ -126,11 +129,44 @@ def parse_shard_name(name: str) -> dict[str, Any] | None:
     return {"split": match["split"], **{key: int(match[key]) for key in ("part", "parts", "chunk")}}
 
 
+DAMAGED_SUFFIX = ".damaged"  # a shard set aside: no `.parquet` suffix, so nothing reads it as data
+
+
+class DamagedShardError(DatasetError):
+    """A shard file whose Parquet footer cannot be read (cut short by a full disk, a crash, a bad copy)."""
+
+    def __init__(self, path: Path, error: BaseException) -> None:
+        super().__init__(
+            f"shard {path} is damaged ({type(error).__name__}: {str(error).splitlines()[0][:120]})",
+            hint="run the same `deepsynth generate` again: it sets damaged shards aside and renders them anew",
+        )
+        self.path = path
+
+
 def read_meta(path: Path) -> ShardMeta | None:
-    """The footer accounting of a shard; None for a Parquet file that deepsynth did not write."""
-    metadata = pq.read_metadata(path).metadata or {}
+    """The footer accounting of a shard; None for a Parquet file that deepsynth did not write. Raises
+    DamagedShardError, naming the file, when its footer cannot be read."""
+    try:
+        metadata = pq.read_metadata(path).metadata or {}
+    except (pa.ArrowException, OSError) as error:
+        raise DamagedShardError(path, error) from error
     raw = metadata.get(META_KEY)
     return ShardMeta.from_json(raw) if raw else None
+
+
+def set_aside_damaged(folder: Path) -> list[str]:
+    """Rename every shard of `folder` whose footer cannot be read to `NAME.damaged` (kept, for a look, but no
+    longer data) so that a resuming run renders its rows again. Returns the names set aside."""
+    moved: list[str] = []
+    data = folder / DATA_DIR
+    if data.is_dir():
+        for path in sorted(data.glob("*.parquet")):
+            try:
+                read_meta(path)
+            except DamagedShardError:
+                path.replace(path.with_name(path.name + DAMAGED_SUFFIX))
+                moved.append(path.name)
+    return moved
 
 
 def scan(folder: Path) -> dict[str, ShardMeta]:
@@ -187,7 +223,9 @@ class ShardWriter:
         self._writer.add_key_value_metadata({META_KEY: meta.to_json()})
         self._writer.close()
         self._writer = None
+        _fsync(self._partial)  # the bytes reach the disk before the name does: a crash leaves no cut shard
         self._partial.replace(self.path)
+        _fsync(self.path.parent)  # and the rename itself
         return self.path
 
     def abort(self) -> None:
@@ -195,6 +233,14 @@ class ShardWriter:
             self._writer.close()
             self._writer = None
         self._partial.unlink(missing_ok=True)
+
+
+def _fsync(path: Path) -> None:
+    descriptor = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
 
 
 def page_images(pages: Iterable[bytes]) -> list[dict[str, Any]]:

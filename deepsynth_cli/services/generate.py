@@ -734,6 +734,8 @@ def _generate_dataset(
     folder = store.folder
     emit(Notice(f"{source.name}: {store.describe()}"))
     fp = fingerprint(cfg, source)
+    if damaged := shards.set_aside_damaged(folder):
+        emit(Notice(f"{source.name}: set aside {len(damaged)} damaged shard(s) as *.damaged, rendering them again"))
     local = shards.scan(folder)
     api: Any = None
     remote: dict[str, dict[str, ShardMeta]] = {}

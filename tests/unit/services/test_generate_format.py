@@ -9,9 +9,10 @@ from pathlib import Path
 
 import datasets
 import pyarrow.parquet as pq
+import pytest
 
 from deepsynth_cli.config import GenerateConfig
-from deepsynth_cli.data import rendered
+from deepsynth_cli.data import rendered, shards
 from deepsynth_cli.data.render import PageRenderer
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.services import generate
@@ -158,3 +159,28 @@ def test_eval_refuses_undetermined_rows_before_loading_any_model(
     cfg = EvalConfig(model=str(tmp_path / "no-such-model"), datasets=[str(folder)], output=tmp_path / "eval")
     with pytest.raises(ConfigError, match=r"2 rows of .* have no language \('und'\)"):
         eval_service.run(cfg)  # the model path does not exist: the language check came first
+
+
+def test_a_truncated_shard_is_named_by_readers_and_set_aside_and_redone_by_generate(
+    generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, object]]
+) -> None:
+    """A shard cut short (a full disk, a bad copy) names itself in every reader's error instead of an anonymous
+    ArrowInvalid, and the next `generate` sets it aside and renders its rows again: every row once."""
+    cfg = generate_cfg([str(make_jsonl([article(n) for n in range(6)]))], rows_per_shard=2)
+    folder = Path(generate.run(cfg).datasets[0].location)
+    victim = sorted((folder / "data").glob("*.parquet"))[1]
+    victim.write_bytes(victim.read_bytes()[: victim.stat().st_size // 2])
+
+    with pytest.raises(shards.DamagedShardError, match=victim.name) as caught:
+        rendered.scan(folder)
+    assert "deepsynth generate" in caught.value.hint
+    with pytest.raises(shards.DamagedShardError, match=victim.name):
+        rendered.open_shard(victim)
+
+    events: list[object] = []
+    report = generate.run(cfg, on_event=events.append)
+    assert any("set aside 1 damaged shard(s)" in str(getattr(event, "message", "")) for event in events)
+    assert report.datasets[0].splits["train"].shards_written == 1
+    assert (victim.parent / f"{victim.name}{shards.DAMAGED_SUFFIX}").is_file(), "kept for a look, not deleted"
+    ids = sorted(str(row["source_id"]) for row in _rows(folder))
+    assert ids == [f"doc-{n:05d}" for n in range(6)]
