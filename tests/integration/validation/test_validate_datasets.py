@@ -277,6 +277,8 @@ def test_an_unreadable_dataset_of_a_train_config(copy: Path, tmp_path: Path) -> 
     path.write_bytes(b"not parquet")
     code, report = run("--config", str(train_config(tmp_path, str(copy))), "--sample", "2")
     check = the_check(report, f"dataset:{copy}:found")
-    assert (check["status"], check["severity"]) == ("fail", "critical") and "cannot read" in check["message"]
+    assert (check["status"], check["severity"]) == ("fail", "critical") and f"shard {path} is damaged" in check[
+        "message"
+    ]
     assert failures(report) == [check["name"]]
     assert (code, report["score"]) == (1, 90)
