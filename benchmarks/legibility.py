@@ -43,6 +43,10 @@ from deepsynth_cli.config import RenderConfig
 from deepsynth_cli.data.render import PageRenderer, vision_tokens_per_page
 from deepsynth_cli.data.tokens import TextTokenCounter
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine_info import cpu_model
+
 PAGE_SIZE = 1024
 SIZES = (8, 10, 12, 14, 18, 24)
 LEGIBLE_CER = 0.05  # at most 5 % of characters wrong: "legible" for the recommendation
@@ -169,14 +173,7 @@ def measure(script: Script, size: int, lines: int, counter: TextTokenCounter, wo
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     version = subprocess.run(["tesseract", "--version"], capture_output=True, text=True).stdout.split("\n")[0]
     return {"cpu": model, "cores": os.cpu_count(), "python": platform.python_version(), "tesseract": version}
 

@@ -51,6 +51,10 @@ from rich.table import Table
 from deepsynth_cli.config import RenderConfig
 from deepsynth_cli.data.render import PageRenderer
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine_info import cpu_model, usable_cores
+
 TARGET_PAGES_PER_S = 40.0  # per core, 1024 x 1024, including lossless encoding
 TARGET_WORKER_SCALING = 1.7  # 2 workers vs 1
 TARGET_RSS_RATIO = 1.10  # peak RSS at 10x the documents, vs 1x ("independent of dataset size", with noise)
@@ -611,17 +615,10 @@ def bench_rss(workdir: Path, small: int, large: int) -> dict[str, Any]:
 
 # ---------------------------------------------------------------------------------------------------------------
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     return {
         "cpu": model,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": usable_cores(),
         "python": platform.python_version(),
         "skia_python": importlib.metadata.version("skia-python"),
         "pillow": importlib.metadata.version("pillow"),

@@ -45,6 +45,10 @@ import httpx
 
 from deepsynth_cli.inference.options import GenerationOptions
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine_info import cpu_model, usable_cores
+
 TARGET_RATIO = 3.0
 SENTENCES = [
     "The regional council voted {n} to {m} to extend the tram line to the northern districts.",
@@ -152,19 +156,12 @@ def _machine_busy_seconds() -> float:
 
 
 def machine() -> dict[str, Any]:
-    model = platform.processor() or "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                model = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
+    model = cpu_model()
     import torch
 
     return {
         "cpu": model,
-        "cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
+        "cores": usable_cores(),
         "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
         "python": platform.python_version(),
         "torch": torch.__version__,
