@@ -106,13 +106,6 @@ def load_split(location: DatasetLocation, split: str, settings: Settings, *, str
         ) from error
 
 
-def read_manifest(location: DatasetLocation, settings: Settings) -> dict[str, Any] | None:
-    """The dataset's manifest, or None when it has none (read by `rendered.read_manifest`, its one reader)."""
-    from deepsynth_cli.data.rendered import read_manifest as read
-
-    return read(location, settings)
-
-
 def require_columns(
     columns: Sequence[str], required: Sequence[str], location: DatasetLocation, split: str, hint: str
 ) -> None:

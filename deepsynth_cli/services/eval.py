@@ -192,7 +192,7 @@ def _rouge_schemes(
     (its manifest's source key, or the dataset's own name), else the default. Each scheme's tokenizers are built
     here for the rows' languages, so that a missing segmenter stops the run before anything is generated."""
     from deepsynth_cli.data.registry import lookup_spec
-    from deepsynth_cli.data.store import read_manifest
+    from deepsynth_cli.data.rendered import read_manifest
     from deepsynth_cli.evaluation.rouge import DEFAULT_SCHEME, prepare_scheme
 
     schemes: dict[str, Scheme] = {}
@@ -242,7 +242,7 @@ def _load(cfg: EvalConfig) -> Summarizer:
 def _render_mismatches(summarizer: Summarizer, readers: dict[str, SplitReader], settings: Settings) -> list[str]:
     """A model reads pages best as it was trained on them: say where a dataset's type or page size differ from the
     render settings saved with the model (presets and models trained elsewhere have none to compare)."""
-    from deepsynth_cli.data.store import read_manifest
+    from deepsynth_cli.data.rendered import read_manifest
 
     if summarizer.render_source != "checkpoint":
         return []

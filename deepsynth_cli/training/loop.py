@@ -40,7 +40,8 @@ import torch
 from safetensors.torch import save_file
 
 from deepsynth_cli.config import RenderConfig
-from deepsynth_cli.data.store import DatasetLocation, read_manifest, resolve_dataset
+from deepsynth_cli.data.rendered import read_manifest
+from deepsynth_cli.data.store import DatasetLocation, resolve_dataset
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.inference.options import GenerationOptions
 from deepsynth_cli.inference.summarizer import ModelLimits, save_model_limits, save_render_config

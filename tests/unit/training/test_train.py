@@ -14,7 +14,8 @@ import pyarrow.parquet as pq
 import torch
 
 from deepsynth_cli.config import RenderConfig
-from deepsynth_cli.data.store import read_manifest, resolve_dataset
+from deepsynth_cli.data.rendered import read_manifest
+from deepsynth_cli.data.store import resolve_dataset
 from deepsynth_cli.errors import DatasetError, OutputError
 from deepsynth_cli.inference.summarizer import read_render_config
 from deepsynth_cli.models.batching import Batcher
