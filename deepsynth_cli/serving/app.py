@@ -15,6 +15,7 @@ from deepsynth_cli.inference.summarizer import Summarizer
 from deepsynth_cli.serving import openai_routes, routes
 from deepsynth_cli.serving.config import ServeConfig
 from deepsynth_cli.serving.errors import install_error_handlers
+from deepsynth_cli.serving.memory import ReleaseWhenIdle
 from deepsynth_cli.serving.metrics import Metrics
 from deepsynth_cli.serving.middleware import BodyLimit, Observe
 from deepsynth_cli.serving.openai_routes import OpenAIErrorShape
@@ -76,4 +77,5 @@ def create_app(source: Summarizer | Loader, cfg: ServeConfig, settings: Settings
         )
     app.add_middleware(OpenAIErrorShape)  # inside Observe, outside the key and size checks: it sees their answers
     app.add_middleware(Observe, metrics=metrics)
+    app.add_middleware(ReleaseWhenIdle)  # outermost: it sees when the last request in flight has ended
     return app
