@@ -114,6 +114,10 @@ class LocalParts:
 
 
 def _executor(cfg: GenerateConfig, stores: list[Store], emit: EventSink) -> PartsExecutor:
+    if cfg.executor == "ray":
+        from deepsynth_cli.services.generate_ray import RayParts
+
+        return RayParts(cfg, emit)
     return LocalParts(cfg, stores)
 
 
@@ -175,6 +179,8 @@ def _generate_dataset(
     parts = executor.run_parts(job, state, emit)
     for part in parts:
         report.add_part(part)
+    if cfg.executor == "ray":
+        report.parts = parts
     if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
         raise nothing
     report.commits += _describe(source, cfg, store, fp, state, parts)
