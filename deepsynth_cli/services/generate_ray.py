@@ -14,6 +14,7 @@ one small actor (`_Board`, bounded); the driver polls it while it waits and show
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import time
@@ -121,8 +122,9 @@ class RayParts:
             ray.wait(list(pending), num_returns=len(pending), timeout=_CANCEL_WAIT_S)
             raise
         finally:
-            seen.show(ray.get(board.drain.remote()), job.source.name, parts, emit)
-            ray.kill(board)
+            with contextlib.suppress(ray.exceptions.RayError):  # a lost cluster must not hide the first error
+                seen.show(ray.get(board.drain.remote(), timeout=_CANCEL_WAIT_S), job.source.name, parts, emit)
+                ray.kill(board)
         for part, report in reports.items():
             report.attempts = max(report.attempts, seen.attempts.get(part, 1))
         return [reports[part] for part in range(parts)]
