@@ -2,8 +2,9 @@
 
 The pipeline per dataset and split:
 
-    source rows -> keep this machine's part (row index % num_shards) -> skip unusable rows (counted per reason)
-      -> render in worker processes (bounded window, results in source order) -> shard writer -> manifest
+    source rows -> this machine's part (`Source.part`: row or byte ranges, else row index % num_shards)
+      -> skip unusable rows (counted per reason) -> render in worker processes (bounded window, results in
+      source order) -> shard writer -> manifest
 
 Each shard holds the rows of `rows_per_shard` consecutive source positions of this part. Its footer records
 what it covers, so a rerun after a kill reuses finished shards, renders only the rest and ends with every row
@@ -31,7 +32,14 @@ from deepsynth_cli.data.hub import HubTarget
 from deepsynth_cli.data.lengths import word_count
 from deepsynth_cli.data.render import PageRenderer
 from deepsynth_cli.data.shards import ShardMeta, ShardWriter
-from deepsynth_cli.data.sources import UNDETERMINED_LANGUAGE, Document, Source, open_source
+from deepsynth_cli.data.sources import (
+    UNDETERMINED_LANGUAGE,
+    Document,
+    Source,
+    SourcePart,
+    assignment_inputs,
+    open_source,
+)
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.settings import Settings, get_settings
@@ -318,6 +326,7 @@ def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
         "text_column": cfg.text_column,
         "summary_column": cfg.summary_column,
         "language": source.language,
+        **assignment_inputs(cfg.num_shards),
     }
 
 
@@ -330,15 +339,18 @@ def _reusable(meta: ShardMeta | None, limit: int | None) -> bool:
     return limit is not None and meta.limit is not None and meta.limit >= limit
 
 
-def _positions_under(limit: int, part: int, parts: int) -> int:
-    """How many of the first `limit` source rows belong to `part` (rows are dealt round-robin)."""
-    return max(0, math.ceil((limit - part) / parts))
+def part_documents(source: Source, split: str, cfg: GenerateConfig) -> SourcePart:
+    """The source rows of `split` that this machine's part renders (`--num-shards`/`--shard-index`, within
+    `--max-samples`), in order: the one place generate asks which rows are its own (`Source.part` decides)."""
+    return source.part(split, cfg.shard_index, cfg.num_shards, cfg.max_samples)
 
 
-def _split_done(chunks: dict[int, ShardMeta], cfg: GenerateConfig) -> bool:
+def _split_done(chunks: dict[int, ShardMeta], cfg: GenerateConfig, part: SourcePart) -> bool:
     """True when earlier shards already cover this part of the split: no need to even stream it."""
     if cfg.max_samples is not None:
-        needed = math.ceil(_positions_under(cfg.max_samples, cfg.shard_index, cfg.num_shards) / cfg.rows_per_shard)
+        if part.rows is None:  # not known before reading (a byte range): stream it; finished chunks are skipped
+            return False
+        needed = math.ceil(part.rows / cfg.rows_per_shard)
     else:
         ends = [chunk for chunk, meta in chunks.items() if meta.end == "exhausted"]
         if not ends:
@@ -357,18 +369,21 @@ def _check_existing(
     existing: dict[str, ShardMeta], fp: str, cfg: GenerateConfig, folder: Path, inputs: dict[str, Any] | None = None
 ) -> None:
     for name, meta in existing.items():
-        if meta.fingerprint != fp:
-            recorded = rendered.read_local_manifest(folder) or {}
-            changed = hints.settings_changed(recorded.get("fingerprint_inputs"), inputs or {})
-            raise OutputError(
-                f"{folder} already holds shards made with other settings ({name}){changed}",
-                hint="use the same settings to resume, or give another --out (or delete the folder) to start over",
-            )
-        if meta.parts != cfg.num_shards:
+        if meta.parts != cfg.num_shards:  # first: a different --num-shards also changes the fingerprint
             raise OutputError(
                 f"{folder} was generated with --num-shards {meta.parts}, not {cfg.num_shards}",
                 hint=f"rerun with --num-shards {meta.parts}, or use another --out",
             )
+        if meta.fingerprint != fp:
+            recorded = rendered.read_local_manifest(folder) or {}
+            changed = hints.settings_changed(recorded.get("fingerprint_inputs"), inputs or {})
+            hint = "use the same settings to resume, or give another --out (or delete the folder) to start over"
+            if "part_assignment" in changed:
+                hint = (
+                    "its parts were dealt rows round-robin by an older deepsynth, now parts read row or byte "
+                    "ranges: finish it with that version, or give another --out to start over"
+                )
+            raise OutputError(f"{folder} already holds shards made with other settings ({name}){changed}", hint=hint)
 
 
 def _source_label(source: Source) -> dict[str, Any]:
@@ -447,27 +462,19 @@ def _generate_split(
 ) -> SplitReport:
     name = output_split(split)
     report = SplitReport()
-    total = None
-    if cfg.max_samples is not None:
-        total = _positions_under(cfg.max_samples, cfg.shard_index, cfg.num_shards)
-    emit(SplitStarted(source.name, name, total))
+    part = part_documents(source, split, cfg)
+    emit(SplitStarted(source.name, name, part.rows))
 
     stream_end = {"end": "exhausted"}
 
     def items() -> Iterator[_Item]:
-        position = 0
-        for index, document in enumerate(source.documents(split)):
-            if cfg.max_samples is not None and index >= cfg.max_samples:
-                stream_end["end"] = "limit"
-                return
-            if index % cfg.num_shards != cfg.shard_index:
-                continue
+        for position, document in enumerate(part):
             chunk = position // cfg.rows_per_shard
             if _reusable(existing.get(chunk), cfg.max_samples):
-                position += 1
                 continue
             yield _Item(chunk, position, document, skip_reason(document, cfg))
-            position += 1
+        if part.limited:
+            stream_end["end"] = "limit"
 
     def batches() -> Iterator[list[_Item]]:
         batch: list[_Item] = []
@@ -783,7 +790,7 @@ def _generate_dataset(
     try:
         for split, name in zip(split_names, outputs, strict=True):
             chunks = {m.chunk: m for m in existing.values() if m.split == name and m.part == cfg.shard_index}
-            if _split_done(chunks, cfg):
+            if _split_done(chunks, cfg, part_documents(source, split, cfg)):
                 split_report = SplitReport()
                 for meta in chunks.values():
                     split_report.add(meta)
