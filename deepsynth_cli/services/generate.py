@@ -808,7 +808,15 @@ def _generate_dataset(
         if uploader is not None:
             uploader.close()  # uploads what is finished even when rendering failed; raises HubError on failure
     if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
-        raise nothing
+        # The first --max-samples rows lie in the parts whose ranges hold them: the other parts have none to render.
+        if cfg.num_shards == 1 or cfg.max_samples is None or any(split.skipped for split in report.splits.values()):
+            raise nothing
+        emit(
+            Notice(
+                f"{source.name}: part {cfg.shard_index} of {cfg.num_shards} holds none of the first "
+                f"{cfg.max_samples} rows of any split, nothing to do"
+            )
+        )
 
     if store.target is None or not store.staging:
         folder.mkdir(parents=True, exist_ok=True)
