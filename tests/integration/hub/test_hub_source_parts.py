@@ -3,6 +3,7 @@ per row, and parts that fetch only their own row groups of a repo of Parquet fil
 
 from __future__ import annotations
 
+import json
 import random
 import re
 from pathlib import Path
@@ -13,8 +14,10 @@ import pyarrow.parquet as pq
 import pytest
 from huggingface_hub import HfApi
 
+from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.data.sources import ROUND_ROBIN, ROW_RANGES, HubSource, open_source
 from deepsynth_cli.errors import DatasetError
+from deepsynth_cli.services import generate
 from tests.support.hub_fixture import HubEnv
 
 pytestmark = pytest.mark.hub
@@ -122,3 +125,33 @@ def test_parts_keep_the_first_max_samples_rows(hub_env: HubEnv, tmp_path: Path) 
     assert [part.limited for part in parts] == [False, True, True]
     # The rows have no `id` column: each is named by its row number in the split, as a whole-split read names it.
     assert [source_id for ids in documents for source_id in ids] == [f"train-{n}" for n in range(20)]
+
+
+def test_a_hub_dataset_of_json_lines_is_dealt_round_robin(hub_env: HubEnv, tmp_path: Path) -> None:
+    folder = tmp_path / "upload" / "data"
+    folder.mkdir(parents=True)
+    (folder / "train.jsonl").write_text("".join(json.dumps(row) + "\n" for row in _rows(0, 9)), encoding="utf-8")
+    api = HfApi()
+    api.create_repo(REPO, repo_type="dataset")
+    api.upload_folder(folder_path=folder.parent, repo_id=REPO, repo_type="dataset")
+    source = open_source(REPO, text_column="body", summary_column="tldr")
+    parts = [source.part("train", index, 2) for index in range(2)]
+    assert {part.scheme for part in parts} == {ROUND_ROBIN}
+    ids = [[document.source_id for document in part] for part in parts]
+    assert ids == [[f"train-{n}" for n in range(0, 9, 2)], [f"train-{n}" for n in range(1, 9, 2)]]
+
+
+def test_generate_two_parts_of_a_hub_id(hub_env: HubEnv, tmp_path: Path, small_render: RenderConfig) -> None:
+    _publish(tmp_path, {"data/train-00000-of-00001.parquet": _rows(0, 10)}, row_group_size=3)
+    for index in range(2):
+        cfg = GenerateConfig(
+            datasets=[REPO], text_column="body", summary_column="tldr", out=tmp_path / "out", store="local",
+            num_workers=1, num_shards=2, shard_index=index, render=small_render,
+        )  # fmt: skip
+        generate.run(cfg)
+    folder = tmp_path / "out" / "test-user__sums"
+    for index, expected in ((0, range(0, 5)), (1, range(5, 10))):
+        files = sorted((folder / "data").glob(f"train-{index:05d}-of-00002-*.parquet"))
+        rows = [row for path in files for row in pq.read_table(path, columns=["source_id", "language"]).to_pylist()]
+        assert [row["source_id"] for row in rows] == [f"train-{n}" for n in expected]
+        assert [row["language"] for row in rows] == [LANGS[n % 4] or "und" for n in expected]
