@@ -8,7 +8,10 @@
 
 Every source streams: memory stays flat however large a split is (one line, one CSV row, one JSON array
 element or one Parquet batch at a time), and `documents(split)` only ever reads that split, so train and
-test never mix. Nothing here prints; problems the user can fix raise `DatasetError` with a hint.
+test never mix. `part(split, index, count, limit)` gives the rows of one of `count` machines' parts
+(`--num-shards`): row ranges of Parquet files, byte ranges of JSON Lines files, round-robin otherwise (see
+"Parts" below, the one home of that rule). Nothing here prints; problems the user can fix raise `DatasetError`
+with a hint.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import re
 import sys
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -613,7 +617,7 @@ class FileSource:
             pieces = []
             for path in self.files(split):
                 try:
-                    pieces.append(parquet_piece(str(path), lambda path=path: str(path)))  # type: ignore[misc]
+                    pieces.append(parquet_piece(str(path), partial(str, path)))
                 except (pa.ArrowException, OSError) as error:
                     raise DatasetError(
                         f"{path} is not a readable Parquet file ({error})", hint="re-export the file"
