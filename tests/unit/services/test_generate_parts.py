@@ -4,6 +4,7 @@ the folder records how rows were dealt."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +18,9 @@ from typer.testing import CliRunner
 
 from deepsynth_cli.cli.app import app
 from deepsynth_cli.config import GenerateConfig
+from deepsynth_cli.data import rendered, shards
 from deepsynth_cli.data.sources import open_source
-from deepsynth_cli.errors import DatasetError
+from deepsynth_cli.errors import DatasetError, OutputError
 from deepsynth_cli.services import generate
 
 SMALL = ["--page-size", "256", "--font-size", "11", "--num-workers", "1"]
@@ -111,3 +113,31 @@ def test_a_part_with_no_rows_under_max_samples_is_no_error(
     for parts in (1, 2):  # an empty source stays an error, on one machine or several
         with pytest.raises(DatasetError, match="holds no rows"):
             generate.run(generate_cfg([str(tmp_path / "empty")], num_shards=parts))
+
+
+def test_a_folder_whose_parts_were_dealt_round_robin_is_refused_with_the_reason(
+    tmp_path: Path, article: Callable[..., dict[str, Any]], generate_cfg: Callable[..., GenerateConfig]
+) -> None:
+    corpus = _corpus(tmp_path, article)
+    cfg = generate_cfg([str(corpus)], num_shards=2, shard_index=0, rows_per_shard=4, splits=["train"])
+    generate.run(cfg)
+    folder = Path(cfg.out or "") / "corpus"
+    # Make it what an older deepsynth wrote: the same shards, under the fingerprint without `part_assignment`.
+    inputs = generate.fingerprint_inputs(cfg, open_source(str(corpus)))
+    old_inputs = {key: value for key, value in inputs.items() if key != "part_assignment"}
+    old = rendered.fingerprint(old_inputs)
+    for name, meta in shards.scan(folder).items():
+        rows = pq.read_table(folder / shards.DATA_DIR / name).to_pylist()
+        writer = shards.ShardWriter(folder, name)
+        for row in rows:
+            writer.add(row)
+        writer.commit(dataclasses.replace(meta, fingerprint=old))
+    manifest = json.loads((folder / "manifest.json").read_text())
+    rendered.write_dataset_files(folder, {**manifest, "fingerprint": old, "fingerprint_inputs": old_inputs})
+    before = sorted((folder / "data").iterdir())
+
+    with pytest.raises(OutputError) as refused:
+        generate.run(cfg.model_copy(update={"shard_index": 1}))
+    assert "part_assignment was (unset), now ranges" in refused.value.message
+    assert "round-robin" in refused.value.hint
+    assert sorted((folder / "data").iterdir()) == before, "refusing touches nothing"
