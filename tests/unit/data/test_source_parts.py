@@ -106,6 +106,7 @@ def test_byte_range_parts_are_the_split_in_order_whatever_n(tmp_path: Path) -> N
             lines.append("")  # empty lines are no rows
         if n % 11 == 0:
             lines.append("   \t")
+    lines[0] = "\ufeff" + lines[0]  # a byte-order mark, as some editors write
     path = _write_jsonl(tmp_path / "crlf" / "train.jsonl", lines, end="\r\n")  # CRLF, and no final newline
     source = open_source(str(path))
     whole = list(source.documents("train"))
