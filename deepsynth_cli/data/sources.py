@@ -355,7 +355,8 @@ class HubSource:
                 raise
             except Exception as error:
                 raise self._error(
-                    f"could not read the Parquet footers of split {split!r} of {self.where}", error
+                    f"could not list the Parquet files of split {split!r} of {self.where} (or read their footers)",
+                    error,
                 ) from error
         return self._pieces[split]
 
@@ -366,7 +367,12 @@ class HubSource:
             urls: list[str] = []
             for pattern in parquet_export_patterns(self._parquet_root, self.config or "default", split):
                 fs, path = url_to_fs(pattern)
-                urls += [fs.unstrip_protocol(found) for found in sorted(fs.glob(path))]
+                try:
+                    found = sorted(fs.glob(path))
+                except Exception:  # a layout the export does not use can be a missing folder: no match
+                    found = []
+                urls += [fs.unstrip_protocol(match) for match in found]
+            # No file found: round-robin over `datasets`, whose error names the repo, revision and config.
             return list(dict.fromkeys(urls)) or None
         import datasets
 
