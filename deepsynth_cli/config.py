@@ -71,7 +71,7 @@ class GenerateConfig(_Strict):
     num_workers_per_task: int = Field(1, ge=1, le=256, description="render processes in each Ray task")
     rows_per_shard: int = Field(1000, ge=1, le=1_000_000, description="source rows per Parquet file")
     language_column: str | None = Field(
-        None, description="column with each row's language (files: `language`/`lang` are used when present)"
+        None, description="column with each row's language (files and Hub ids: `language`/`lang` are used when present)"
     )
     min_text_words: int = Field(10, ge=1, description="shorter texts are skipped and counted (data/lengths.py)")
     min_summary_words: int = Field(2, ge=1, description="shorter summaries are skipped and counted")

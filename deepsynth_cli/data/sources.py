@@ -8,7 +8,10 @@
 
 Every source streams: memory stays flat however large a split is (one line, one CSV row, one JSON array
 element or one Parquet batch at a time), and `documents(split)` only ever reads that split, so train and
-test never mix. Nothing here prints; problems the user can fix raise `DatasetError` with a hint.
+test never mix. `part(split, index, count, limit)` gives the rows of one of `count` machines' parts
+(`--num-shards`): row ranges of Parquet files, byte ranges of JSON Lines files, round-robin otherwise (see
+"Parts" below, the one home of that rule). Nothing here prints; problems the user can fix raise `DatasetError`
+with a hint.
 """
 
 from __future__ import annotations
@@ -19,8 +22,9 @@ import json
 import os
 import re
 import sys
-from collections.abc import Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from importlib.util import find_spec
 from pathlib import Path
 from typing import IO, Any, Protocol
@@ -81,6 +85,10 @@ class Source(Protocol):
         """Stream the documents of one split, lazily and in a deterministic order."""
         ...
 
+    def part(self, split: str, index: int, count: int, limit: int | None = None) -> SourcePart:
+        """The rows of `split` that part `index` of `count` reads (see "Parts" below), among its first `limit`."""
+        ...
+
 
 def open_source(
     dataset: str,
@@ -97,9 +105,9 @@ def open_source(
     `text_column`/`summary_column` override the registry defaults ("text"/"summary" for local files; both
     required for a bare Hub id). `language` overrides the registry language ("und" otherwise). `splits`
     selects source splits and must name existing ones. `config` picks a Hub config (registry default
-    otherwise). `language_column` names a column with each row's language; local files without it use a
-    `language` or `lang` column automatically unless `language` is given. Local files are checked here
-    (existence, format, columns of the first record); a Hub
+    otherwise). `language_column` names a column with each row's language; local files and bare Hub ids without
+    it use a `language` or `lang` column automatically unless `language` is given (registry entries know theirs).
+    Local files are checked here (existence, format, columns of the first record); a Hub
     source makes no network call until `splits()` (bare ids only) or `documents()` is used.
 
     Raises DatasetError, with a hint, for anything the user can fix.
@@ -121,9 +129,9 @@ def open_source(
                 "or a directory of them named by split",
             )
         if _HUB_ID.fullmatch(dataset):
-            return _open_hub_id(dataset, text_column, summary_column, language, splits, config)
+            return _open_hub_id(dataset, text_column, summary_column, language, splits, config, language_column)
         spec = get_spec(dataset)  # neither a key, a file nor a Hub id: raises "unknown dataset" with matches
-    return _open_registry(spec, text_column, summary_column, language, splits, config)
+    return _open_registry(spec, text_column, summary_column, language, splits, config, language_column)
 
 
 # --- Registry entries ------------------------------------------------------------------------------------
@@ -136,12 +144,14 @@ def _open_registry(
     language: str | None,
     splits: Sequence[str] | None,
     config: str | None,
+    language_column: str | None = None,
 ) -> Source:
     selected = _select_splits(spec.splits, splits, spec.key)
     if spec.kind == "aclsum":
-        if text_column or summary_column or config:
+        if text_column or summary_column or config or language_column:
             raise DatasetError(
-                "aclsum has a fixed layout: --text-column, --summary-column and --config do not apply",
+                "aclsum has a fixed layout: --text-column, --summary-column, --language-column and --config do "
+                "not apply",
                 hint="drop those options, or export the data to a .jsonl file and pass that instead",
             )
         return AclsumSource(spec, language=language or spec.language, splits=selected)
@@ -157,6 +167,7 @@ def _open_registry(
         spec=spec,
         splits=selected,
         summary_joiner=spec.summary_joiner,
+        language_column=language_column,
     )
 
 
@@ -183,6 +194,7 @@ def _open_hub_id(
     language: str | None,
     splits: Sequence[str] | None,
     config: str | None,
+    language_column: str | None = None,
 ) -> HubSource:
     # Checked before anything touches the network: a Hub id alone says nothing about its columns.
     missing = [
@@ -205,6 +217,7 @@ def _open_hub_id(
         language=language or UNDETERMINED_LANGUAGE,
         spec=None,
         requested_splits=splits,
+        language_column=language_column or (None if language else AUTO_LANGUAGE),
     )
 
 
@@ -247,10 +260,13 @@ class HubSource:
         requested_splits: Sequence[str] | None = None,
         summary_joiner: str = " ",
         parquet_root: str | None = None,
+        language_column: str | None = None,
     ) -> None:
         """`splits` are the known splits (registry); without them the Hub is asked, lazily, and
         `requested_splits` is checked against its answer. `parquet_root` replaces the Hub location of the
-        Parquet export (`hf://datasets/{hub_id}@refs%2Fconvert%2Fparquet`), e.g. with a local mirror."""
+        Parquet export (`hf://datasets/{hub_id}@refs%2Fconvert%2Fparquet`), e.g. with a local mirror.
+        `language_column` names the column holding each row's language ("auto": `language` or `lang` when
+        present); rows without one get `language`."""
         self.name = name
         self.language = language
         self.spec = spec
@@ -260,7 +276,9 @@ class HubSource:
         self.text_column = text_column
         self.summary_column = summary_column
         self.summary_joiner = summary_joiner
+        self.language_column = language_column
         self._splits = list(splits) if splits is not None else None
+        self._pieces: dict[str, list[ParquetPiece] | None] = {}  # footers of a Parquet split, read once
         self._requested_splits = requested_splits
         self._parquet_root = parquet_root or f"hf://datasets/{hub_id}@{quote(PARQUET_EXPORT, safe='')}"
 
@@ -293,14 +311,88 @@ class HubSource:
                     f"reading split {split!r} of {self.where} failed after {index} rows", error
                 ) from error
             if index == 0:
-                _require_columns(f"{self.where} split {split!r}", list(row), (self.text_column, self.summary_column))
-            yield Document(
-                source_id=_source_id(row.get(ID_COLUMN), split, index),
-                text=_as_text(row.get(self.text_column), "\n"),
-                summary=_as_text(row.get(self.summary_column), self.summary_joiner),
-                language=self.language,
-            )
+                _require_columns(f"{self.where} split {split!r}", list(row), self._required())
+            yield self._document(row, split, index)
             index += 1
+
+    def part(self, split: str, index: int, count: int, limit: int | None = None) -> SourcePart:
+        """A split stored as Parquet (the Parquet export, or a repo of Parquet files): row ranges, read by HTTP
+        range (footers, then only the row groups of this part and only the columns used); otherwise round-robin
+        over the `datasets` stream."""
+        if split not in self.splits():
+            raise _no_such_split(self.where, split, self.splits())
+        pieces = self._parquet_pieces(split) if count > 1 else None
+        if pieces is None:
+            return round_robin_part(lambda: self.documents(split), index, count, limit)
+        where = f"{self.where} split {split!r}"
+        ranged = row_range_part(
+            pieces, index, count, limit,
+            lambda present, name: _parquet_columns(present, f"{where} ({name})", self._required()),
+            lambda row, number: self._document(row, split, number),
+        )  # fmt: skip
+        return SourcePart(ranged.scheme, ranged.rows, lambda part: self._guarded(ranged, part, split))
+
+    def _guarded(self, ranged: SourcePart, part: SourcePart, split: str) -> Iterator[Document]:
+        done = 0
+        try:
+            for document in ranged:
+                yield document
+                done += 1
+        except DatasetError:
+            raise
+        except Exception as error:  # network drop, corrupt file...: say where it happened
+            raise self._error(f"reading split {split!r} of {self.where} failed after {done} rows", error) from error
+        part.limited = ranged.limited
+
+    def _parquet_pieces(self, split: str) -> list[ParquetPiece] | None:
+        """The split's Parquet files with their footers, in the order `datasets` streams them; None when the
+        split is stored in another format."""
+        if split not in self._pieces:
+            try:
+                urls = self._parquet_urls(split)
+                self._pieces[split] = None if urls is None else [_remote_piece(url) for url in urls]
+            except DatasetError:
+                raise
+            except Exception as error:
+                raise self._error(
+                    f"could not list the Parquet files of split {split!r} of {self.where} (or read their footers)",
+                    error,
+                ) from error
+        return self._pieces[split]
+
+    def _parquet_urls(self, split: str) -> list[str] | None:
+        if self.revision == PARQUET_EXPORT:
+            from fsspec.core import url_to_fs
+
+            urls: list[str] = []
+            for pattern in parquet_export_patterns(self._parquet_root, self.config or "default", split):
+                fs, path = url_to_fs(pattern)
+                try:
+                    found = sorted(fs.glob(path))
+                except Exception:  # a layout the export does not use can be a missing folder: no match
+                    found = []
+                urls += [fs.unstrip_protocol(match) for match in found]
+            # No file found: round-robin over `datasets`, whose error names the repo, revision and config.
+            return list(dict.fromkeys(urls)) or None
+        import datasets
+
+        builder = datasets.load_dataset_builder(self.hub_id, self.config, revision=self.revision)
+        data_files = builder.config.data_files
+        if builder.name != "parquet" or not data_files or split not in data_files:
+            return None
+        return [str(url) for url in data_files[split]]
+
+    def _required(self) -> tuple[str, ...]:
+        explicit = self.language_column if self.language_column != AUTO_LANGUAGE else None
+        return (self.text_column, self.summary_column, *([explicit] if explicit else []))
+
+    def _document(self, row: Mapping[str, Any], split: str, index: int) -> Document:
+        return Document(
+            source_id=_source_id(row.get(ID_COLUMN), split, index),
+            text=_as_text(row.get(self.text_column), "\n"),
+            summary=_as_text(row.get(self.summary_column), self.summary_joiner),
+            language=row_language(row, self.language_column, self.language),
+        )
 
     def _load(self, split: str) -> Iterable[Mapping[str, Any]]:
         import datasets  # lazily: importing `datasets` costs ~1 s of CLI start-up
@@ -375,6 +467,10 @@ class AclsumSource:
         if split not in self._splits:
             raise _no_such_split("aclsum", split, self._splits)
         return self._stream(split, aclsum_data_dir() / f"{split}.jsonl")
+
+    def part(self, split: str, index: int, count: int, limit: int | None = None) -> SourcePart:
+        """Round-robin: the package's files are small (250 papers in all)."""
+        return round_robin_part(lambda: self.documents(split), index, count, limit)
 
     def _stream(self, split: str, path: Path) -> Iterator[Document]:
         for index, (_, paper) in enumerate(_jsonl_rows(path)):
@@ -488,6 +584,7 @@ class FileSource:
         self.text_column = text_column
         self.summary_column = summary_column
         self._files = {split: list(paths) for split, paths in files.items()}
+        self._pieces: dict[str, list[ParquetPiece]] = {}  # footers of a Parquet split, read once
 
     def splits(self) -> list[str]:
         return list(self._files)
@@ -501,17 +598,57 @@ class FileSource:
     def documents(self, split: str) -> Iterator[Document]:
         return self._stream(split, self.files(split))
 
+    def part(self, split: str, index: int, count: int, limit: int | None = None) -> SourcePart:
+        """Parquet files: row ranges; JSON Lines files: byte ranges; CSV, JSON arrays or a mix: round-robin.
+        Rows without an `id` in a byte-range part are named `{split}@{byte offset}` (their row number is not
+        known without reading the bytes before the range)."""
+        paths = self.files(split)
+        if count > 1 and all(path.suffix.lower() == ".parquet" for path in paths):
+            return row_range_part(
+                self._parquet_pieces(split), index, count, limit,
+                lambda present, where: _parquet_columns(present, where, self._required()),
+                lambda row, number: self._document(row, _source_id(row.get(ID_COLUMN), split, number)),
+            )  # fmt: skip
+        if count > 1 and all(_is_json_lines(path) for path in paths):
+            return byte_range_part(
+                paths, index, count, limit, self._required(),
+                lambda row, offset: self._document(row, _source_id(row.get(ID_COLUMN), split, offset, "@")),
+            )  # fmt: skip
+        return round_robin_part(lambda: self.documents(split), index, count, limit)
+
+    def _parquet_pieces(self, split: str) -> list[ParquetPiece]:
+        import pyarrow as pa
+
+        if split not in self._pieces:
+            pieces = []
+            for path in self.files(split):
+                try:
+                    pieces.append(parquet_piece(str(path), partial(str, path)))
+                except (pa.ArrowException, OSError) as error:
+                    raise DatasetError(
+                        f"{path} is not a readable Parquet file ({error})", hint="re-export the file"
+                    ) from None
+            self._pieces[split] = pieces
+        return self._pieces[split]
+
+    def _required(self) -> tuple[str, ...]:
+        explicit = self.language_column if self.language_column != AUTO_LANGUAGE else None
+        return (self.text_column, self.summary_column, *([explicit] if explicit else []))
+
+    def _document(self, row: Mapping[str, Any], source_id: str) -> Document:
+        return Document(
+            source_id=source_id,
+            text=_as_text(row.get(self.text_column), "\n"),
+            summary=_as_text(row.get(self.summary_column), " "),
+            language=row_language(row, self.language_column, self.language),
+        )
+
     def _stream(self, split: str, paths: list[Path]) -> Iterator[Document]:
         index = 0  # counts across the files of a split, so fallback ids stay unique
         for path in paths:
             explicit = self.language_column if self.language_column != AUTO_LANGUAGE else None
             for row in read_rows(path, self.text_column, self.summary_column, explicit):
-                yield Document(
-                    source_id=_source_id(row.get(ID_COLUMN), split, index),
-                    text=_as_text(row.get(self.text_column), "\n"),
-                    summary=_as_text(row.get(self.summary_column), " "),
-                    language=row_language(row, self.language_column, self.language),
-                )
+                yield self._document(row, _source_id(row.get(ID_COLUMN), split, index))
                 index += 1
 
 
@@ -640,20 +777,25 @@ def _jsonl_rows(path: Path) -> Generator[tuple[int, dict[str, Any]], None, None]
         for line_number, line in _decoded_lines(path, handle):
             if not line.strip():
                 continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise DatasetError(
-                    f"{path}: line {line_number} is not valid JSON ({error.msg}, column {error.colno})",
-                    hint="each line must hold one JSON object; fix or remove that line "
-                    "(a .json file may also hold a single JSON array of objects)",
-                ) from None
-            if not isinstance(row, dict):
-                raise DatasetError(
-                    f"{path}: line {line_number} holds a JSON {type(row).__name__}, not an object",
-                    hint='each line must be an object such as {"text": "...", "summary": "..."}',
-                )
-            yield line_number, row
+            yield line_number, _json_object(path, line, f"line {line_number}")
+
+
+def _json_object(path: Path, line: str, where: str) -> dict[str, Any]:
+    """One JSON Lines line as an object; `where` names the line in errors ("line 7", "the line at byte 4096")."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as error:
+        raise DatasetError(
+            f"{path}: {where} is not valid JSON ({error.msg}, column {error.colno})",
+            hint="each line must hold one JSON object; fix or remove that line "
+            "(a .json file may also hold a single JSON array of objects)",
+        ) from None
+    if not isinstance(row, dict):
+        raise DatasetError(
+            f"{path}: {where} holds a JSON {type(row).__name__}, not an object",
+            hint='each line must be an object such as {"text": "...", "summary": "..."}',
+        )
+    return row
 
 
 def _decoded_lines(path: Path, handle: IO[bytes]) -> Iterator[tuple[int, str]]:
@@ -789,18 +931,317 @@ def _parquet_rows(path: Path, required: Sequence[str]) -> Iterator[dict[str, Any
     except (pa.ArrowException, OSError) as error:
         raise DatasetError(f"{path} is not a readable Parquet file ({error})", hint="re-export the file") from None
     with parquet:
-        present = parquet.schema_arrow.names
-        _require_columns(str(path), present, required)
-        # Read only the columns we use: a wide table's other columns never leave the disk.
-        optional = [column for column in (ID_COLUMN, *LANGUAGE_COLUMNS) if column in present]
-        columns = list(dict.fromkeys([*required, *optional]))
+        columns = _parquet_columns(parquet.schema_arrow.names, str(path), required)
         for batch in parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, columns=columns):
             values = {column: batch.column(column).to_pylist() for column in columns}  # one batch only
             for row in range(batch.num_rows):
                 yield {column: values[column][row] for column in columns}
 
 
+# --- Parts: the rows of a split that one of N machines reads ----------------------------------------------
+#
+# `--num-shards N --shard-index I` gives every source row to exactly one part, the same one whatever runs it
+# (this process, a SLURM array task or a Ray task), and each part reads only what it needs where the source can
+# seek. The rule, in one place:
+#   - a split stored as Parquet files only (local, or on the Hub): N contiguous row ranges over the split's rows,
+#     counted from the files' footers; part I reads the row groups its range touches, nothing else;
+#   - a split stored as JSON Lines files only (local): N contiguous byte ranges over the files laid end to end; a
+#     line belongs to the range its first byte lies in, so a part reads its own bytes and the rest of one line;
+#   - anything else (CSV, JSON arrays, ACLSum, Hub datasets stored in another format): rows dealt round-robin,
+#     row `index` to part `index % N`; every part streams the split from its start.
+# With N = 1 every scheme reads the whole split in order, exactly as `documents(split)` does. Ranges keep source
+# order: parts 0..N-1 one after another give the split's rows in order, whatever N.
+
+ROUND_ROBIN = "round-robin"
+ROW_RANGES = "row-ranges"
+BYTE_RANGES = "byte-ranges"
+PART_ASSIGNMENT = "ranges"
+"""The rule above, as the fingerprint of a folder made with N > 1 records it (folders made before it dealt every
+source round-robin: their fingerprint has no such entry, so they are refused rather than mixed)."""
+
+
+class SourcePart:
+    """The rows of one split that part `index` of `count` reads, as `Document`s in source order (iterate once).
+
+    `limit` keeps the first `limit` rows of the split (`--max-samples`): part I then holds the rows of its range
+    that lie among them. `rows` is how many rows the part holds under `limit`, when known before reading (row
+    ranges: exact; round-robin with a limit: an upper bound that assumes the split has `limit` rows; otherwise
+    None). After the iteration, `limited` is True when `limit` cut the part short.
+    """
+
+    def __init__(self, scheme: str, rows: int | None, stream: Callable[[SourcePart], Iterator[Document]]) -> None:
+        self.scheme = scheme
+        self.rows = rows
+        self.limited = False
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[Document]:
+        stream: Iterator[Document] = self._stream(self)
+        return stream
+
+
+def part_bounds(total: int, index: int, count: int) -> tuple[int, int]:
+    """[start, stop) of range `index` of `count` contiguous, balanced ranges over `total` units (rows, bytes)."""
+    return total * index // count, total * (index + 1) // count
+
+
+def round_robin_part(
+    documents: Callable[[], Iterator[Document]], index: int, count: int, limit: int | None
+) -> SourcePart:
+    """Rows dealt round-robin: row `i` of the split goes to part `i % count`; every part streams from the start."""
+    rows = None if limit is None else max(0, -(-(limit - index) // count))
+
+    def stream(part: SourcePart) -> Iterator[Document]:
+        for row, document in enumerate(documents()):
+            if limit is not None and row >= limit:
+                part.limited = True
+                return
+            if row % count == index:
+                yield document
+
+    return SourcePart(ROUND_ROBIN, rows, stream)
+
+
+@dataclass(frozen=True)
+class ParquetPiece:
+    """One Parquet file of a split: how to open it, its footer, and the rows of each of its row groups."""
+
+    name: str  # for messages
+    open: Callable[[], Any]  # a path or binary file object that pyarrow reads
+    metadata: Any  # pyarrow FileMetaData, read once; reopening with it costs no second footer read
+
+    @property
+    def group_rows(self) -> list[int]:
+        return [self.metadata.row_group(group).num_rows for group in range(self.metadata.num_row_groups)]
+
+
+def parquet_piece(name: str, open_file: Callable[[], Any]) -> ParquetPiece:
+    """Read one Parquet footer (a few KB, by range on the Hub)."""
+    import pyarrow.parquet as pq
+
+    handle = open_file()
+    try:
+        metadata = pq.ParquetFile(handle).metadata
+    finally:
+        if hasattr(handle, "close"):
+            handle.close()
+    return ParquetPiece(name, open_file, metadata)
+
+
+def row_range_part(
+    pieces: Sequence[ParquetPiece],
+    index: int,
+    count: int,
+    limit: int | None,
+    columns: Callable[[list[str], str], list[str]],
+    document: Callable[[dict[str, Any], int], Document],
+) -> SourcePart:
+    """Part `index` of `count` contiguous row ranges over Parquet files read in order; reads only the row groups
+    its range touches, and of them only `columns(columns_present, name)`. `document(row, split_row)` builds a Document
+    from a row and its index in the split (what a whole-split read would number it)."""
+    total = sum(sum(piece.group_rows) for piece in pieces)
+    start, stop = part_bounds(total, index, count)
+    end = stop if limit is None else min(stop, max(limit, start))
+
+    def stream(part: SourcePart) -> Iterator[Document]:
+        import pyarrow.parquet as pq
+
+        part.limited = end < stop
+        base = 0
+        for piece in pieces:
+            groups, first, group_base = [], None, base
+            for group, rows in enumerate(piece.group_rows):
+                if group_base + rows > start and group_base < end:
+                    first = group_base if first is None else first
+                    groups.append(group)
+                group_base += rows
+            base = group_base
+            if not groups or first is None:
+                continue
+            handle = piece.open()
+            try:
+                with pq.ParquetFile(handle, metadata=piece.metadata) as parquet:
+                    names = columns(parquet.schema_arrow.names, piece.name)
+                    row = first
+                    batches = parquet.iter_batches(batch_size=_PARQUET_BATCH_ROWS, row_groups=groups, columns=names)
+                    for batch in batches:
+                        skip, take = max(0, start - row), min(batch.num_rows, end - row)
+                        if take > skip:
+                            kept = batch.slice(skip, take - skip)
+                            values = {name: kept.column(name).to_pylist() for name in names}  # one batch only
+                            for offset in range(kept.num_rows):
+                                yield document({name: values[name][offset] for name in names}, row + skip + offset)
+                        row += batch.num_rows
+                        if row >= end:
+                            break
+            finally:
+                if hasattr(handle, "close"):
+                    handle.close()
+            if base >= end:
+                return
+
+    return SourcePart(ROW_RANGES, max(0, end - start), stream)
+
+
+def byte_range_part(
+    paths: Sequence[Path],
+    index: int,
+    count: int,
+    limit: int | None,
+    required: Sequence[str],
+    document: Callable[[dict[str, Any], int], Document],
+) -> SourcePart:
+    """Part `index` of `count` contiguous byte ranges over JSON Lines files laid end to end. A line (blank ones are
+    not rows) belongs to the range holding its first byte; a file's start is a line start. `document(row, offset)`
+    builds a Document from a row and the offset of its line in the files laid end to end.
+
+    With `limit`, the rows before this range are counted first (reading at most the first `limit` rows' bytes), so
+    that only rows among the split's first `limit` are kept.
+    """
+    sizes = [path.stat().st_size for path in paths]
+    start, stop = part_bounds(sum(sizes), index, count)
+
+    def stream(part: SourcePart) -> Iterator[Document]:
+        before = 0
+        if limit is not None:
+            before = _rows_before(paths, sizes, start, limit)
+        base = 0
+        kept = 0
+        for path, size in zip(paths, sizes, strict=True):
+            lo, hi = max(0, start - base), min(stop - base, size)
+            if hi > lo:
+                for position, row in _jsonl_range_rows(path, lo, hi, required):
+                    if limit is not None and before + kept >= limit:
+                        part.limited = True
+                        return
+                    yield document(row, base + position)
+                    kept += 1
+            base += size
+            if base >= stop:
+                return
+
+    return SourcePart(BYTE_RANGES, None, stream)
+
+
+def _rows_before(paths: Sequence[Path], sizes: Sequence[int], offset: int, limit: int) -> int:
+    """Rows (non-blank lines) that start before `offset` in `paths` laid end to end, counting no further than
+    `limit`."""
+    counted, base = 0, 0
+    for path, size in zip(paths, sizes, strict=True):
+        if base >= offset:
+            break
+        with path.open("rb") as handle:
+            for position, raw in _lines_from(handle, 0, min(size, offset - base)):
+                if not _is_blank(raw, position):
+                    counted += 1
+                    if counted >= limit:
+                        return counted
+        base += size
+    return counted
+
+
+def _lines_from(handle: IO[bytes], start: int, stop: int) -> Iterator[tuple[int, bytes]]:
+    """(offset, raw line with its ending) for each line of `handle` that starts at an offset in [start, stop).
+
+    The line running through `start - 1` belongs to the range before (its rest is read and dropped); a line that
+    starts before `stop` is read whole, however far it runs. Only b"\\n" ends a line (a CRLF line keeps its b"\\r",
+    which JSON ignores as whitespace), and no UTF-8 sequence holds that byte, so no character is ever split.
+    """
+    offset = start
+    if start > 0:
+        handle.seek(start - 1)
+        offset = start - 1 + len(handle.readline())
+    while offset < stop:
+        raw = handle.readline()
+        if not raw:
+            return
+        yield offset, raw
+        offset += len(raw)
+
+
+def _is_blank(raw: bytes, offset: int) -> bool:
+    """The rule `_jsonl_rows` applies: a line is not a row when nothing but whitespace (or the BOM) is on it."""
+    if not raw.strip():
+        return True
+    text = raw.decode("utf-8", "replace")
+    return not (text.removeprefix("\ufeff") if offset == 0 else text).strip()
+
+
+def _jsonl_range_rows(
+    path: Path, start: int, stop: int, required: Sequence[str]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """(byte offset, object) for each row of a JSON Lines file that starts in [start, stop). Errors name the line
+    and its byte offset: the line number is counted only then, by reading the file up to that offset."""
+    checked = False
+    with path.open("rb") as handle:
+        for offset, raw in _lines_from(handle, start, stop):
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as error:
+                raise _not_utf8(path, offset + error.start, _line_at(path, offset)) from None
+            if offset == 0:
+                text = text.removeprefix("\ufeff")
+            if not text.strip():
+                continue
+            try:
+                row = _json_object(path, text, "")
+                if not checked:
+                    _require_columns(str(path), list(row), required)
+                    checked = True
+            except DatasetError:  # again, naming the line: its number is counted only now
+                where = f"line {_line_at(path, offset)} (byte {offset})"
+                row = _json_object(path, text, where)
+                _require_columns(f"{path} ({where})", list(row), required)
+                raise
+            yield offset, row
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """The number of the line that starts at byte `offset` (for an error message: reads the file up to there)."""
+    newlines, done = 0, 0
+    with path.open("rb") as handle:
+        while done < offset:
+            block = handle.read(min(1 << 20, offset - done))
+            if not block:
+                break
+            newlines += block.count(b"\n")
+            done += len(block)
+    return newlines + 1
+
+
+_HUB_BLOCK_SIZE = 2**16  # each read is one range request of what pyarrow asked for: no read-ahead, no cache
+
+
+def _remote_piece(url: str) -> ParquetPiece:
+    """A Parquet file by URL (`hf://...` read by HTTP range through HfFileSystem; a local path as it is)."""
+    from fsspec.core import url_to_fs
+
+    fs, path = url_to_fs(url)
+    if "file" in (fs.protocol if isinstance(fs.protocol, tuple) else (fs.protocol,)):
+        return parquet_piece(url, lambda: path)
+    return parquet_piece(url, lambda: fs.open(path, "rb", block_size=_HUB_BLOCK_SIZE, cache_type="none"))
+
+
+def assignment_inputs(parts: int) -> dict[str, Any]:
+    """What a folder's fingerprint records of how rows are dealt to parts: nothing for one part (every scheme then
+    reads the whole split in order, so such folders keep their fingerprint), `PART_ASSIGNMENT` for several."""
+    return {"part_assignment": PART_ASSIGNMENT} if parts > 1 else {}
+
+
+def _is_json_lines(path: Path) -> bool:
+    suffix = path.suffix.lower()
+    return suffix == ".jsonl" or (suffix == ".json" and not _starts_with_bracket(path))
+
+
 # --- Shared helpers --------------------------------------------------------------------------------------
+
+
+def _parquet_columns(present: Sequence[str], where: str, required: Sequence[str]) -> list[str]:
+    """The columns to read of a Parquet file: the required ones (checked), and `id`/language columns when present.
+    Only these are read: a wide table's other columns never leave the disk (or the Hub)."""
+    _require_columns(where, present, required)
+    optional = [column for column in (ID_COLUMN, *LANGUAGE_COLUMNS) if column in present]
+    return list(dict.fromkeys([*required, *optional]))
 
 
 def _require_columns(where: str, present: Sequence[str], required: Iterable[str]) -> None:
@@ -820,9 +1261,10 @@ def _no_such_split(where: str, split: str, available: Sequence[str]) -> DatasetE
     )
 
 
-def _source_id(value: Any, split: str, index: int) -> str:
+def _source_id(value: Any, split: str, index: int, sep: str = "-") -> str:
+    """A row's `id`, else `{split}-{row number}` (or `{split}@{byte offset}` where the number is not known)."""
     if value is None or value == "":
-        return f"{split}-{index}"
+        return f"{split}{sep}{index}"
     return str(value)
 
 

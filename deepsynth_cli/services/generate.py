@@ -24,7 +24,7 @@ from deepsynth_cli.credentials import describe_token
 from deepsynth_cli.data import hub, rendered, shards
 from deepsynth_cli.data.render import PageRenderer
 from deepsynth_cli.data.shards import ShardMeta
-from deepsynth_cli.data.sources import Source, open_source
+from deepsynth_cli.data.sources import Source, assignment_inputs, open_source
 from deepsynth_cli.data.tokens import TextTokenCounter
 from deepsynth_cli.errors import DatasetError, OutputError
 from deepsynth_cli.services import generate_store
@@ -182,7 +182,16 @@ def _generate_dataset(
     if cfg.executor == "ray":
         report.parts = parts
     if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
-        raise nothing
+        # The first --max-samples rows lie in the parts whose ranges hold them: one other part has none to render.
+        alone = cfg.executor == "local" and cfg.num_shards > 1 and cfg.max_samples is not None
+        if not alone or any(split.skipped for split in report.splits.values()):
+            raise nothing
+        emit(
+            Notice(
+                f"{source.name}: part {cfg.shard_index} of {cfg.num_shards} holds none of the first "
+                f"{cfg.max_samples} rows of any split, nothing to do"
+            )
+        )
     report.commits += _describe(source, cfg, store, fp, state, parts)
     report.seconds = time.perf_counter() - started
     return report
@@ -244,6 +253,7 @@ def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
         "text_column": cfg.text_column,
         "summary_column": cfg.summary_column,
         "language": source.language,
+        **assignment_inputs(cfg.num_shards),
     }
 
 
@@ -251,18 +261,21 @@ def _check_existing(
     existing: dict[str, ShardMeta], fp: str, cfg: GenerateConfig, folder: Path, inputs: dict[str, Any] | None = None
 ) -> None:
     for name, meta in existing.items():
-        if meta.fingerprint != fp:
-            recorded = rendered.read_local_manifest(folder) or {}
-            changed = hints.settings_changed(recorded.get("fingerprint_inputs"), inputs or {})
-            raise OutputError(
-                f"{folder} already holds shards made with other settings ({name}){changed}",
-                hint="use the same settings to resume, or give another --out (or delete the folder) to start over",
-            )
-        if meta.parts != cfg.num_shards:
+        if meta.parts != cfg.num_shards:  # first: a different --num-shards also changes the fingerprint
             raise OutputError(
                 f"{folder} was generated with --num-shards {meta.parts}, not {cfg.num_shards}",
                 hint=f"rerun with --num-shards {meta.parts}, or use another --out",
             )
+        if meta.fingerprint != fp:
+            recorded = rendered.read_local_manifest(folder) or {}
+            changed = hints.settings_changed(recorded.get("fingerprint_inputs"), inputs or {})
+            hint = "use the same settings to resume, or give another --out (or delete the folder) to start over"
+            if "part_assignment" in changed:
+                hint = (
+                    "its parts were dealt rows round-robin by an older deepsynth, now parts read row or byte "
+                    "ranges: finish it with that version, or give another --out to start over"
+                )
+            raise OutputError(f"{folder} already holds shards made with other settings ({name}){changed}", hint=hint)
 
 
 def _source_label(source: Source) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """One part of `deepsynth generate` (`--num-shards N --shard-index I`): its rows of every split, rendered into
 its own shards. This is what one machine, one SLURM array task or one Ray task runs.
 
-    source rows -> keep this part's rows (`PartRows`) -> skip unusable rows (counted per reason)
-      -> render in worker processes (bounded window, results in source order) -> shard writer
+    source rows -> this part's rows (`Source.part`: row or byte ranges, else index % num_shards)
+      -> skip unusable rows (counted per reason) -> render in worker processes (bounded window, results in
+      source order) -> shard writer
 
 Each shard holds the rows of `rows_per_shard` consecutive positions of this part. Its footer records what it
 covers, so a rerun after a kill reuses finished shards, renders only the rest and ends with every row exactly
@@ -27,7 +28,7 @@ from deepsynth_cli.config import GenerateConfig
 from deepsynth_cli.data import hub, rendered, shards
 from deepsynth_cli.data.lengths import word_count
 from deepsynth_cli.data.shards import ShardMeta, ShardWriter
-from deepsynth_cli.data.sources import UNDETERMINED_LANGUAGE, Document, Source
+from deepsynth_cli.data.sources import UNDETERMINED_LANGUAGE, Document, Source, SourcePart
 from deepsynth_cli.services import generate_store
 from deepsynth_cli.services.generate_report import (
     Advanced,
@@ -69,34 +70,13 @@ def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# Which rows belong to which part: the one home of the assignment. Row `index` of a split (source order) belongs
-# to part `index % num_shards`; only the first `max_samples` rows of a split count. Whatever the executor, the
-# same row lands in the same part, at the same position, so shards are identical and resume works across them.
-class PartRows:
-    """This part's rows of one split, in source order: iterating yields (position within the part, document).
-    Once the iteration is over, `end` says why it stopped: "exhausted" (the split ended) or "limit"
-    (`max_samples` reached while the split had more rows)."""
-
-    def __init__(self, source: Source, split: str, cfg: GenerateConfig) -> None:
-        self.source, self.split = source, split
-        self.part, self.parts, self.limit = cfg.shard_index, cfg.num_shards, cfg.max_samples
-        self.end = "exhausted"
-
-    def __iter__(self) -> Iterator[tuple[int, Document]]:
-        position = 0
-        for index, document in enumerate(self.source.documents(self.split)):
-            if self.limit is not None and index >= self.limit:
-                self.end = "limit"
-                return
-            if index % self.parts != self.part:
-                continue
-            yield position, document
-            position += 1
-
-
-def positions_under(limit: int, part: int, parts: int) -> int:
-    """How many of the first `limit` source rows belong to `part` (rows are dealt round-robin)."""
-    return max(0, math.ceil((limit - part) / parts))
+# Which rows belong to which part: `Source.part` decides (row or byte ranges where the source can seek, else row
+# index % num_shards, within the first `max_samples` rows). Whatever the executor, the same row lands in the same
+# part, at the same position, so shards are identical and resume works across them.
+def part_documents(source: Source, split: str, cfg: GenerateConfig) -> SourcePart:
+    """The source rows of `split` that this part renders (`--num-shards`/`--shard-index`, within `--max-samples`),
+    in order: the one place generate asks which rows are its own."""
+    return source.part(split, cfg.shard_index, cfg.num_shards, cfg.max_samples)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -109,10 +89,12 @@ def reusable(meta: ShardMeta | None, limit: int | None) -> bool:
     return limit is not None and meta.limit is not None and meta.limit >= limit
 
 
-def split_done(chunks: dict[int, ShardMeta], cfg: GenerateConfig) -> bool:
+def split_done(chunks: dict[int, ShardMeta], cfg: GenerateConfig, part: SourcePart) -> bool:
     """True when earlier shards already cover this part of the split: no need to even stream it."""
     if cfg.max_samples is not None:
-        needed = math.ceil(positions_under(cfg.max_samples, cfg.shard_index, cfg.num_shards) / cfg.rows_per_shard)
+        if part.rows is None:  # not known before reading (a byte range): stream it; finished chunks are skipped
+            return False
+        needed = math.ceil(part.rows / cfg.rows_per_shard)
     else:
         ends = [chunk for chunk, meta in chunks.items() if meta.end == "exhausted"]
         if not ends:
@@ -209,7 +191,7 @@ def _render_split_of_part(
     uploader: hub.ShardUploader | None,
 ) -> SplitReport:
     source, name = job.source, output_split(split)
-    if split_done(chunks, job.cfg):
+    if split_done(chunks, job.cfg, part_documents(source, split, job.cfg)):
         split_report = SplitReport()
         for meta in chunks.values():
             split_report.add(meta)
@@ -266,15 +248,11 @@ def render_split(
     chunk; the report covers the reused shards too."""
     name = output_split(split)
     report = SplitReport()
-    total = None
-    if cfg.max_samples is not None:
-        total = positions_under(cfg.max_samples, cfg.shard_index, cfg.num_shards)
-    emit(SplitStarted(source.name, name, total))
-
-    rows = PartRows(source, split, cfg)
+    rows = part_documents(source, split, cfg)
+    emit(SplitStarted(source.name, name, rows.rows))
 
     def items() -> Iterator[_Item]:
-        for position, document in rows:
+        for position, document in enumerate(rows):
             chunk = position // cfg.rows_per_shard
             if reusable(existing.get(chunk), cfg.max_samples):
                 continue
@@ -366,7 +344,7 @@ def render_split(
                 pages_now += row["num_pages"]
             emit(Advanced(source.name, name, len(batch), pages_now))
         if current is not None:
-            finish(current, rows.end)
+            finish(current, "limit" if rows.limited else "exhausted")
             current = None
     finally:
         if current is not None:  # interrupted or failed: the half-written shard goes, finished ones stay

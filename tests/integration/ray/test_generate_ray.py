@@ -81,13 +81,14 @@ def test_ray_parts_write_the_same_bytes_as_one_machine_per_part(
     report = generate.run(generate_cfg([str(path)], out=tmp_path / "ray", executor="ray", **settings), events.append)
 
     local, remote = _files(tmp_path / "local" / "corpus"), _files(tmp_path / "ray" / "corpus")
-    assert sorted(local) == sorted(remote) and len(local) == 3 * 3 + 2
+    assert sorted(local) == sorted(remote) and len(local) >= 3 + 2  # a shard or more per part, manifest, card
     assert [name for name in local if local[name] != remote[name]] == []  # pages, footers, manifest, card
     figures = report.to_dict()["datasets"][0]
     assert figures["rows"] == {"train": 44}
     assert [part["part"] for part in figures["parts"]] == [0, 1, 2]
     assert sum(part["rows"] for part in figures["parts"]) == 44
-    assert all(part["attempts"] == 1 and part["shards_written"] == 3 for part in figures["parts"])
+    assert all(part["attempts"] == 1 and part["shards_written"] >= 1 for part in figures["parts"])
+    assert sum(part["shards_written"] for part in figures["parts"]) == len(local) - 2
     progress = [event for event in events if isinstance(event, generate.PartsProgress)]
     assert progress[-1].parts_done == 3 and progress[-1].documents == 45 and progress[-1].retries == 0
 
@@ -151,5 +152,5 @@ def test_a_part_that_fails_is_named_in_one_line(
     path.write_text(path.read_text() + "{not json\n")
     with pytest.raises(DatasetError) as bad:
         generate.run(cfg)
-    assert bad.value.message.startswith("part ") and "line 13 is not valid JSON" in bad.value.message
+    assert bad.value.message.startswith("part ") and "line 13 (byte " in bad.value.message
     assert "\n" not in bad.value.message
