@@ -49,6 +49,11 @@ class HubConfig(_Strict):
     timeout_s: float = Field(120.0, gt=0, le=3600, description="give up on a stalled network operation after this")
 
 
+MAX_TEXT_CHARS = 1_000_000
+"""Default per-document size limit of `generate` (and of the `source` texts `eval` reads): 1 M characters, about
+250 pages of 1024 px at 18 px, 70x the default page budget. A row over it is skipped as `text_too_long`."""
+
+
 class GenerateConfig(_Strict):
     """`deepsynth generate`: which documents to render and where the shards go."""
 
@@ -68,6 +73,9 @@ class GenerateConfig(_Strict):
     )
     min_text_words: int = Field(10, ge=1, description="shorter texts are skipped and counted (data/lengths.py)")
     min_summary_words: int = Field(2, ge=1, description="shorter summaries are skipped and counted")
+    max_text_chars: int = Field(
+        MAX_TEXT_CHARS, ge=1, description="longer documents are skipped and counted (text_too_long), never rendered"
+    )
     tokenizer: str = Field("deepseek", description="'deepseek' (shipped BPE) or a tokenizer.json / its folder")
     store: Literal["auto", "local", "hub"] | None = Field(None, description="default: DEEPSYNTH_STORE")
     repo_id: str | None = Field(None, description="Hub dataset repo (default: {HF_USERNAME}/deepsynth-{dataset})")

@@ -54,9 +54,11 @@ def nothing_rendered(dataset: str, splits: Mapping[str, Any]) -> DatasetError | 
             hint="give a file with one document a line (JSON Lines: text and summary), or check the path",
         )
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
+    hint = "check --text-column / --summary-column, or lower --min-text-words / --min-summary-words"
+    if "text_too_long" in skipped:
+        hint += ", or raise --max-text-chars"
     return DatasetError(
-        f"{dataset}: all {sum(skipped.values())} rows were skipped ({reasons}), nothing rendered",
-        hint="check --text-column / --summary-column, or lower --min-text-words / --min-summary-words",
+        f"{dataset}: all {sum(skipped.values())} rows were skipped ({reasons}), nothing rendered", hint=hint
     )
 
 

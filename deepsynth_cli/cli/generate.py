@@ -51,6 +51,12 @@ def command(
     min_summary_words: Annotated[
         int | None, typer.Option(help="Skip summaries shorter than this many words (a CJK character counts one).")
     ] = None,
+    max_text_chars: Annotated[
+        int | None,
+        typer.Option(
+            help="Skip documents longer than this many characters, counted as text_too_long (default 1000000)."
+        ),
+    ] = None,
     target_compression: Annotated[
         float | None,
         typer.Option(
@@ -107,6 +113,7 @@ def command(
             "language_column": language_column,
             "min_text_words": min_text_words,
             "min_summary_words": min_summary_words,
+            "max_text_chars": max_text_chars,
             "render.max_pages": max_pages,
         }
         _generate(output, config, overrides)

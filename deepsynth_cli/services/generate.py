@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Protocol
@@ -286,6 +286,8 @@ def output_split(name: str) -> str:
 
 def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
     """Why a row cannot be used, or None. Reasons are counted per split, never dropped silently."""
+    if len(document.text) > cfg.max_text_chars:  # first: nothing else may walk a 50 MB text
+        return "text_too_long"
     text, summary = document.text.strip(), document.summary.strip()
     if not text:
         return "empty_text"
@@ -314,6 +316,7 @@ def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
         "rows_per_shard": cfg.rows_per_shard,
         "min_text_words": cfg.min_text_words,
         "min_summary_words": cfg.min_summary_words,
+        "max_text_chars": cfg.max_text_chars,
         "language_column": cfg.language_column,
         "text_column": cfg.text_column,
         "summary_column": cfg.summary_column,
@@ -466,7 +469,10 @@ def _generate_split(
             if _reusable(existing.get(chunk), cfg.max_samples):
                 position += 1
                 continue
-            yield _Item(chunk, position, document, skip_reason(document, cfg))
+            reason = skip_reason(document, cfg)
+            if reason is not None:  # a skipped row waits in the window too: without its text, whatever its size
+                document = replace(document, text="", summary="")
+            yield _Item(chunk, position, document, reason)
             position += 1
 
     def batches() -> Iterator[list[_Item]]:

@@ -91,6 +91,27 @@ def test_unusable_rows_are_skipped_and_counted_per_reason(
     assert [row["source_id"] for row in rows_of(Path(report.datasets[0].location))] == ["doc-00000", "doc-00001"]
 
 
+def test_a_document_over_the_size_limit_is_skipped_and_counted(
+    generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]]
+) -> None:
+    huge = {"id": "huge", "text": "word " * 2_000, "summary": "A summary of a huge text."}  # 10,000 characters
+    path = make_jsonl([article(0), huge, article(1)])
+    report = generate.run(generate_cfg([str(path)], max_text_chars=9_999))
+    split = report.datasets[0].splits["train"]
+    assert split.rows == 2 and split.skipped == {"text_too_long": 1}
+    folder = Path(report.datasets[0].location)
+    assert [row["source_id"] for row in rows_of(folder)] == ["doc-00000", "doc-00001"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["fingerprint_inputs"]["max_text_chars"] == 9_999  # a setting that changes the rows
+    at_limit = generate.run(generate_cfg([str(path)], out=folder.parent / "again", max_text_chars=10_000))
+    assert at_limit.datasets[0].splits["train"].rows == 3, "a document of exactly the limit is kept"
+
+    only_huge = make_jsonl([huge], name="alone/train.jsonl")
+    with pytest.raises(DatasetError) as refused:
+        generate.run(generate_cfg([str(only_huge)], out=folder.parent / "alone", max_text_chars=100))
+    assert "text_too_long 1" in str(refused.value) and "--max-text-chars" in (refused.value.hint or "")
+
+
 def test_long_document_is_flagged_not_clipped(generate_cfg: MakeCfg, make_jsonl: Callable[..., Path]) -> None:
     long_text = " ".join(f"token{n}" for n in range(4000))
     path = make_jsonl([{"id": "long", "text": long_text, "summary": "A summary of a long text."}])
