@@ -51,6 +51,13 @@ def command(
     min_summary_words: Annotated[
         int | None, typer.Option(help="Skip summaries shorter than this many words (a CJK character counts one).")
     ] = None,
+    holdout: Annotated[
+        str | None,
+        typer.Option(
+            metavar="VAL,TEST",
+            help="Carve validation and test out of a local train file, e.g. 0.05,0.05 (by a hash of each text).",
+        ),
+    ] = None,
     max_text_chars: Annotated[
         int | None,
         typer.Option(
@@ -114,6 +121,7 @@ def command(
             "min_text_words": min_text_words,
             "min_summary_words": min_summary_words,
             "max_text_chars": max_text_chars,
+            "holdout": holdout,
             "render.max_pages": max_pages,
         }
         _generate(output, config, overrides)

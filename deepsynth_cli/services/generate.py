@@ -27,6 +27,7 @@ from deepsynth_cli import __version__, hints, processes
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.credentials import describe_token, hub_namespace, hub_token, is_offline, require_online
 from deepsynth_cli.data import hub, rendered, shards
+from deepsynth_cli.data.holdout import Holdout
 from deepsynth_cli.data.hub import HubTarget
 from deepsynth_cli.data.lengths import word_count
 from deepsynth_cli.data.render import PageRenderer
@@ -317,11 +318,17 @@ def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
         "min_text_words": cfg.min_text_words,
         "min_summary_words": cfg.min_summary_words,
         "max_text_chars": cfg.max_text_chars,
+        "holdout": _holdout(cfg),
         "language_column": cfg.language_column,
         "text_column": cfg.text_column,
         "summary_column": cfg.summary_column,
         "language": source.language,
     }
+
+
+def _holdout(cfg: GenerateConfig) -> dict[str, Any] | None:
+    holdout = Holdout.of(cfg.holdout)
+    return None if holdout is None else holdout.describe()
 
 
 def _reusable(meta: ShardMeta | None, limit: int | None) -> bool:
@@ -404,6 +411,7 @@ def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Sour
         "tokenizer": cfg.tokenizer,
         "rows_per_shard": cfg.rows_per_shard,
         "num_shards": cfg.num_shards,
+        "holdout": _holdout(cfg),  # validation and test carved out of the train rows, by a hash of each text
     }
     return rendered.build_manifest(metas, header, cfg.render.page_size)
 
@@ -624,6 +632,7 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
             language=cfg.language,
             splits=cfg.splits,
             language_column=cfg.language_column,
+            holdout=Holdout.of(cfg.holdout),
         )
         for name in cfg.datasets
     ]
