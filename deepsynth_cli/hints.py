@@ -11,13 +11,13 @@ from deepsynth_cli.errors import DatasetError
 def missing_split(split: str, present: Collection[str], pick: str = "pick one with --split, or ") -> str:
     """What to do when a rendered dataset lacks `split`.
 
-    A dataset holding only `train` was most likely rendered from one local file, which always becomes `train`:
+    A dataset holding only `train` was most likely rendered from one local file, which becomes `train`:
     `generate --split test` cannot help there, so say how to give it the other splits instead.
     """
     if set(present) == {"train"}:
         return (
-            f"{pick}give the source one file per split: a folder holding train.jsonl, validation.jsonl and "
-            f"test.jsonl (one local file renders as train only), then `deepsynth generate FOLDER`"
+            f"{pick}carve validation and test out of the one file: `deepsynth generate FILE --holdout 0.05,0.05` "
+            "into another --out (or give a folder holding train.jsonl, validation.jsonl and test.jsonl)"
         )
     return f"{pick}render it with `deepsynth generate --split {split}`"
 

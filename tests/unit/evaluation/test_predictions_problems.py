@@ -69,8 +69,11 @@ def test_a_dataset_rendered_from_one_file_gets_a_hint_that_can_work(
     with pytest.raises(DatasetError) as caught:
         SplitReader(resolve_dataset(str(folder), settings), "test", settings)
     assert "generate --split" not in caught.value.hint
-    assert "one file per split" in caught.value.hint
+    assert "--holdout 0.05,0.05" in caught.value.hint
     assert "train.jsonl, validation.jsonl and test.jsonl" in caught.value.hint
+    carved = generate.run(generate_cfg([str(source)], out=tmp_path / "carved", holdout=(0.4, 0.4)))
+    split = next(name for name in ("test", "validation") if carved.datasets[0].splits[name].rows)
+    assert SplitReader(resolve_dataset(carved.datasets[0].location, settings), split, settings)  # the hint works
 
 
 def test_a_text_over_the_per_document_limit_is_a_problem_of_its_line(tmp_path: Path) -> None:
