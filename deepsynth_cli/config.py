@@ -52,7 +52,8 @@ class HubConfig(_Strict):
 
 MAX_TEXT_CHARS = 1_000_000
 """Default per-document size limit of `generate` (and of the `source` texts `eval` reads): 1 M characters, about
-250 pages of 1024 px at 18 px, 70x the default page budget. A row over it is skipped as `text_too_long`."""
+200 pages of 1024 px at 18 px (4,700 characters a page), 50x the default page budget. A row over it is skipped as
+`text_too_long`."""
 
 
 class GenerateConfig(_Strict):
