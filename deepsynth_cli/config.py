@@ -51,9 +51,9 @@ class HubConfig(_Strict):
 
 
 MAX_TEXT_CHARS = 1_000_000
-"""Default per-document size limit of `generate` (and of the `source` texts `eval` reads): 1 M characters, about
-200 pages of 1024 px at 18 px (4,700 characters a page), 50x the default page budget. A row over it is skipped as
-`text_too_long`."""
+"""Default per-document size limit of `generate` (and of the texts in an `eval --predictions` file): 1 M
+characters, about 200 pages of 1024 px at 18 px (4,700 characters a page), 50x the default page budget. A row over
+it is skipped as `text_too_long`."""
 
 
 class GenerateConfig(_Strict):
