@@ -294,13 +294,23 @@ def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
         return "empty_text"
     if not summary:
         return "empty_summary"
-    if word_count(text) < cfg.min_text_words:
+    if _fewer_words(text, cfg.min_text_words):
         return "text_too_short"
-    if word_count(summary) < cfg.min_summary_words:
+    if _fewer_words(summary, cfg.min_summary_words):
         return "summary_too_short"
     if len(summary) >= len(text):
         return "summary_not_shorter_than_text"
     return None
+
+
+_WORDS_HEAD = 10_000  # characters whose words are counted first
+
+
+def _fewer_words(text: str, minimum: int) -> bool:
+    """`word_count(text) < minimum`, without listing the words of a whole long text: a prefix never has more
+    words than the text, so a head that has enough settles it."""
+    head = text[:_WORDS_HEAD]
+    return word_count(head) < minimum and (len(head) == len(text) or word_count(text) < minimum)
 
 
 def fingerprint(cfg: GenerateConfig, source: Source) -> str:

@@ -16,6 +16,7 @@ from PIL import Image
 
 from deepsynth_cli.config import GenerateConfig
 from deepsynth_cli.data import shards
+from deepsynth_cli.data.sources import Document
 from deepsynth_cli.errors import DatasetError, OutputError
 from deepsynth_cli.services import generate
 from deepsynth_cli.services.generate import Advanced, ShardWritten, SplitStarted
@@ -110,6 +111,14 @@ def test_a_document_over_the_size_limit_is_skipped_and_counted(
     with pytest.raises(DatasetError) as refused:
         generate.run(generate_cfg([str(only_huge)], out=folder.parent / "alone", max_text_chars=100))
     assert "text_too_long 1" in str(refused.value) and "--max-text-chars" in (refused.value.hint or "")
+
+
+def test_words_past_the_first_ten_thousand_characters_still_count(generate_cfg: MakeCfg) -> None:
+    # The minimum is settled on a head of the text when the head has enough words; else the whole text counts.
+    late = "-" * 12_000 + " " + " ".join(f"word{n}" for n in range(12))
+    assert generate.skip_reason(Document("a", late, "a short summary", "en"), generate_cfg(["x"])) is None
+    few = "-" * 12_000 + " only three words"
+    assert generate.skip_reason(Document("b", few, "a short summary", "en"), generate_cfg(["x"])) == "text_too_short"
 
 
 def test_long_document_is_flagged_not_clipped(generate_cfg: MakeCfg, make_jsonl: Callable[..., Path]) -> None:
