@@ -190,17 +190,7 @@ def _is_rtl(paragraph: str) -> bool:
 
 def paragraphs_of(text: str) -> list[str]:
     """Split a document into the paragraphs the page shows: one per non-blank line, whitespace collapsed."""
-    return [paragraph for line in text.splitlines() if (paragraph := _collapsed(line))]
-
-
-_WHITESPACE = re.compile(r"\s+")  # the characters str.split() splits on
-_LONG_LINE = 100_000  # characters from which a line is collapsed without listing its words
-
-
-def _collapsed(line: str) -> str:
-    """`" ".join(line.split())`; a long line (a 50 MB paragraph) through one regular expression instead, which
-    gives the same string without a list of its millions of words (4x slower on a 600-word line, so not always)."""
-    return " ".join(line.split()) if len(line) < _LONG_LINE else _WHITESPACE.sub(" ", line).strip()
+    return [" ".join(line.split()) for line in text.splitlines() if line.strip()]
 
 
 def lacks_glyph(char: str, fonts: tuple[_Font, ...]) -> bool:

@@ -157,12 +157,6 @@ def test_font_dir_without_fonts_is_refused(tmp_path: Path) -> None:
         PageRenderer(RenderConfig(font_dirs=[tmp_path]))
 
 
-def test_a_long_line_collapses_to_the_same_paragraph_as_a_short_one() -> None:
-    spaces = " \t\u00a0\u2003\u3000\x1f"  # str.split()'s whitespace, Unicode spaces included
-    line = "".join(f"w{n}{spaces[: n % 7]}" for n in range(40_000)) + spaces  # ~220,000 characters
-    assert paragraphs_of(f"{spaces}{line}\n\n{spaces}\nshort  one ") == [" ".join(line.split()), "short one"]
-
-
 def test_paragraphs_collapse_whitespace_and_drop_blank_lines() -> None:
     assert paragraphs_of("  a  b \n\n\t c\r\nd  ") == ["a b", "c", "d"]
 
