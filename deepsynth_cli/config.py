@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from deepsynth_cli.data.holdout import check_fractions, parse_fractions
 from deepsynth_cli.errors import ConfigError
 from deepsynth_cli.settings import Settings
 
@@ -49,6 +50,12 @@ class HubConfig(_Strict):
     timeout_s: float = Field(120.0, gt=0, le=3600, description="give up on a stalled network operation after this")
 
 
+MAX_TEXT_CHARS = 1_000_000
+"""Default per-document size limit of `generate` (and of the texts in an `eval --predictions` file): 1 M
+characters, about 200 pages of 1024 px at 18 px (4,700 characters a page), 50x the default page budget. A row over
+it is skipped as `text_too_long`."""
+
+
 class GenerateConfig(_Strict):
     """`deepsynth generate`: which documents to render and where the shards go."""
 
@@ -75,6 +82,12 @@ class GenerateConfig(_Strict):
     )
     min_text_words: int = Field(10, ge=1, description="shorter texts are skipped and counted (data/lengths.py)")
     min_summary_words: int = Field(2, ge=1, description="shorter summaries are skipped and counted")
+    max_text_chars: int = Field(
+        MAX_TEXT_CHARS, ge=1, description="longer documents are skipped and counted (text_too_long), never rendered"
+    )
+    holdout: tuple[float, float] | None = Field(
+        None, description="VAL,TEST: carve validation and test out of a local train file, by a hash of each text"
+    )
     tokenizer: str = Field("deepseek", description="'deepseek' (shipped BPE) or a tokenizer.json / its folder")
     store: Literal["auto", "local", "hub"] | None = Field(None, description="default: DEEPSYNTH_STORE")
     repo_id: str | None = Field(None, description="Hub dataset repo (default: {HF_USERNAME}/deepsynth-{dataset})")
@@ -83,6 +96,16 @@ class GenerateConfig(_Strict):
     preview: Path | None = Field(None, description="only write PNGs of the first documents here, no shards")
     preview_docs: int = Field(3, ge=1, le=1000, description="documents per split shown by --preview")
     render: RenderConfig = Field(default_factory=RenderConfig)
+
+    @field_validator("holdout", mode="before")
+    @classmethod
+    def _holdout_from_text(cls, value: Any) -> Any:
+        return parse_fractions(value)
+
+    @field_validator("holdout")
+    @classmethod
+    def _holdout_fractions(cls, value: tuple[float, float] | None) -> tuple[float, float] | None:
+        return None if value is None else check_fractions(value)
 
     @model_validator(mode="after")
     def _consistent(self) -> GenerateConfig:

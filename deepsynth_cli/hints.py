@@ -11,13 +11,13 @@ from deepsynth_cli.errors import DatasetError
 def missing_split(split: str, present: Collection[str], pick: str = "pick one with --split, or ") -> str:
     """What to do when a rendered dataset lacks `split`.
 
-    A dataset holding only `train` was most likely rendered from one local file, which always becomes `train`:
+    A dataset holding only `train` was most likely rendered from one local file, which becomes `train`:
     `generate --split test` cannot help there, so say how to give it the other splits instead.
     """
     if set(present) == {"train"}:
         return (
-            f"{pick}give the source one file per split: a folder holding train.jsonl, validation.jsonl and "
-            f"test.jsonl (one local file renders as train only), then `deepsynth generate FOLDER`"
+            f"{pick}carve validation and test out of the one file: `deepsynth generate FILE --holdout 0.05,0.05` "
+            "into another --out (or give a folder holding train.jsonl, validation.jsonl and test.jsonl)"
         )
     return f"{pick}render it with `deepsynth generate --split {split}`"
 
@@ -54,9 +54,11 @@ def nothing_rendered(dataset: str, splits: Mapping[str, Any]) -> DatasetError | 
             hint="give a file with one document a line (JSON Lines: text and summary), or check the path",
         )
     reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(skipped.items()))
+    hint = "check --text-column / --summary-column, or lower --min-text-words / --min-summary-words"
+    if "text_too_long" in skipped:
+        hint += ", or raise --max-text-chars"
     return DatasetError(
-        f"{dataset}: all {sum(skipped.values())} rows were skipped ({reasons}), nothing rendered",
-        hint="check --text-column / --summary-column, or lower --min-text-words / --min-summary-words",
+        f"{dataset}: all {sum(skipped.values())} rows were skipped ({reasons}), nothing rendered", hint=hint
     )
 
 

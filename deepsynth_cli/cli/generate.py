@@ -64,6 +64,19 @@ def command(
     min_summary_words: Annotated[
         int | None, typer.Option(help="Skip summaries shorter than this many words (a CJK character counts one).")
     ] = None,
+    holdout: Annotated[
+        str | None,
+        typer.Option(
+            metavar="VAL,TEST",
+            help="Carve validation and test out of a local train file, e.g. 0.05,0.05 (by a hash of each text).",
+        ),
+    ] = None,
+    max_text_chars: Annotated[
+        int | None,
+        typer.Option(
+            help="Skip documents longer than this many characters, counted as text_too_long (default 1000000)."
+        ),
+    ] = None,
     target_compression: Annotated[
         float | None,
         typer.Option(
@@ -123,6 +136,8 @@ def command(
             "language_column": language_column,
             "min_text_words": min_text_words,
             "min_summary_words": min_summary_words,
+            "max_text_chars": max_text_chars,
+            "holdout": holdout,
             "render.max_pages": max_pages,
         }
         _generate(output, config, overrides)

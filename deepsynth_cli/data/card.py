@@ -4,6 +4,7 @@ that says what the rows are, how they were made and where the text came from."""
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -102,8 +103,7 @@ accounting. It was made by deepsynth (`{manifest.get("generator")}`) to fine-tun
 what it sees: {geometry} vision tokens per page.
 
 Source: `{origin}`{config}, language `{language}`. Licence of the source: {source.get("license") or "see the source"}.
-Splits are kept apart: the rows of a split come only from the source split of the same name (`source_split`
-keeps the original name).
+{_splits_origin(manifest.get("holdout"))}
 
 | split | rows | pages | truncated rows | skipped rows | compression | characters with no glyph |
 |---|---|---|---|---|---|---|
@@ -131,3 +131,17 @@ Rendering parameters:
     if citation:
         body += f"\n## Citation of the source\n\n```bibtex\n{citation.strip()}\n```\n"
     return f"---\n{data.to_yaml()}\n---\n{body}"
+
+
+def _splits_origin(holdout: Mapping[str, Any] | None) -> str:
+    """Where each split's rows come from: the source split of the same name, or the holdout's carving."""
+    if not holdout:
+        return (
+            "Splits are kept apart: the rows of a split come only from the source split of the same name\n"
+            "(`source_split` keeps the original name)."
+        )
+    shares = f"{holdout['validation']:.1%} validation and {holdout['test']:.1%} test"
+    return (
+        f"Validation and test were carved out of the source's train rows ({shares}) by a hash of each text\n"
+        f"({holdout['key']}), so identical texts always share a split; `source_split` names the carved split."
+    )

@@ -8,6 +8,7 @@ its first split, joined, in their language, cut to full pages. The smallest size
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -60,6 +61,21 @@ def full_page_compression(
     return compression(counter.count(document.drawn_text), vision_tokens_per_page(cfg.page_size) * len(document.pages))
 
 
+def _sample(render: RenderConfig, texts: Sequence[str], floor: int) -> list[str]:
+    """The first SAMPLE_DOCS texts, or fewer: no more than reach twice past what SAMPLE_PAGES pages can show at
+    the smallest size (4 characters per em), as the rest is never drawn. Documents may be up to
+    `max_text_chars` long each: 32 of them joined would be 32 M characters."""
+    content = render.page_size - 2 * render.margin
+    lines = content // max(1, math.floor(floor * render.line_height)) + 1
+    reach = 2 * SAMPLE_PAGES * lines * math.ceil(4 * content / floor)
+    sample: list[str] = []
+    for text in texts[:SAMPLE_DOCS]:
+        if sum(len(kept) for kept in sample) >= reach:
+            break
+        sample.append(text)
+    return sample
+
+
 def fit_font_size(
     render: RenderConfig,
     target: float,
@@ -69,20 +85,20 @@ def fit_font_size(
 ) -> CompressionFit:
     """The whole font size (>= the language's legible minimum) whose full pages come closest to `target`. Raises
     ConfigError when the sample is too short to fill a page or the target needs a font below that minimum."""
-    text = "\n".join(texts[:SAMPLE_DOCS])
+    floor = min_legible_font_px(language)
+    sample = _sample(render, texts, floor)
+    text = "\n".join(sample)
 
     def measure(size: int) -> float:
         value = full_page_compression(render, size, text, language, counter)
         if value is None:
             raise ConfigError(
-                f"the first {len(texts[:SAMPLE_DOCS])} documents do not fill a page at {size} px: "
-                "cannot measure compression",
+                f"the first {len(sample)} documents do not fill a page at {size} px: cannot measure compression",
                 hint="drop --target-compression and set render.font_size, or use a dataset with longer texts",
             )
         return value
 
     # The largest size at which one line still fits the page (the renderer refuses larger ones).
-    floor = min_legible_font_px(language)
     low, high = floor, min(MAX_FONT_PX, int((render.page_size - 2 * render.margin) / render.line_height))
     densest = measure(low)
     if densest < target:
@@ -102,4 +118,4 @@ def fit_font_size(
     if high not in measured and high <= MAX_FONT_PX:
         measured[high] = measure(high)
     best = min((size for size in (low, high) if size in measured), key=lambda size: abs(measured[size] - target))
-    return CompressionFit(target, best, measured[best], len(texts[:SAMPLE_DOCS]))
+    return CompressionFit(target, best, measured[best], len(sample))

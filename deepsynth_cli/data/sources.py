@@ -32,6 +32,7 @@ from urllib.parse import quote
 
 import ijson
 
+from deepsynth_cli.data.holdout import SOURCE_SPLIT, Holdout
 from deepsynth_cli.data.registry import PARQUET_EXPORT, DatasetSpec, get_spec, lookup_spec
 from deepsynth_cli.errors import DatasetError
 
@@ -99,6 +100,7 @@ def open_source(
     splits: Sequence[str] | None = None,
     config: str | None = None,
     language_column: str | None = None,
+    holdout: Holdout | None = None,
 ) -> Source:
     """Resolve DATASET (registry key, local file or directory, or Hub id `owner/name`) into a `Source`.
 
@@ -108,7 +110,8 @@ def open_source(
     otherwise). `language_column` names a column with each row's language; local files and bare Hub ids without
     it use a `language` or `lang` column automatically unless `language` is given (registry entries know theirs).
     Local files are checked here (existence, format, columns of the first record); a Hub
-    source makes no network call until `splits()` (bare ids only) or `documents()` is used.
+    source makes no network call until `splits()` (bare ids only) or `documents()` is used. `holdout` carves
+    validation and test out of a local source's lone train split (`data/holdout.py`).
 
     Raises DatasetError, with a hint, for anything the user can fix.
     """
@@ -121,16 +124,20 @@ def open_source(
                     f"--config applies to Hub datasets, not to the local path {dataset}",
                     hint="drop --config; a local dataset's splits come from its file names",
                 )
-            return _open_local(path, text_column, summary_column, language, splits, language_column)
+            return _open_local(path, text_column, summary_column, language, splits, language_column, holdout)
         if _looks_like_path(dataset):
             raise DatasetError(
                 f"file not found: {dataset}",
                 hint=f"check the path; local datasets are files ({', '.join(SUPPORTED_EXTENSIONS)}) "
                 "or a directory of them named by split",
             )
+        if _HUB_ID.fullmatch(dataset) and holdout is not None:
+            raise _holdout_refused(dataset, "is a Hub dataset, not a local file")
         if _HUB_ID.fullmatch(dataset):
             return _open_hub_id(dataset, text_column, summary_column, language, splits, config, language_column)
         spec = get_spec(dataset)  # neither a key, a file nor a Hub id: raises "unknown dataset" with matches
+    if holdout is not None:
+        raise _holdout_refused(dataset, "is not a local file, and has its own splits")
     return _open_registry(spec, text_column, summary_column, language, splits, config, language_column)
 
 
@@ -574,9 +581,11 @@ class FileSource:
         summary_column: str,
         language: str,
         language_column: str | None = None,
+        holdout: Holdout | None = None,
     ) -> None:
         """`language_column` names the column holding each row's language ("auto": `language` or `lang` when
-        present); rows without one get `language`."""
+        present); rows without one get `language`. With `holdout`, `files` holds one split, train, and the
+        splits are the holdout's: each reads the train files and keeps the rows whose text falls in it."""
         self.name = name
         self.language = language
         self.language_column = language_column
@@ -585,24 +594,36 @@ class FileSource:
         self.summary_column = summary_column
         self._files = {split: list(paths) for split, paths in files.items()}
         self._pieces: dict[str, list[ParquetPiece]] = {}  # footers of a Parquet split, read once
+        self.holdout = holdout
+        self._splits = holdout.splits() if holdout is not None else list(self._files)
 
     def splits(self) -> list[str]:
-        return list(self._files)
+        return list(self._splits)
+
+    def select(self, splits: Sequence[str]) -> None:
+        """Keep only `splits` (which must exist), in that order."""
+        self._splits = _select_splits(self._splits, splits, self.name)
 
     def files(self, split: str) -> list[Path]:
-        """The files a split is read from, in reading order."""
-        if split not in self._files:
+        """The files a split is read from, in reading order (with a holdout, the train files for every split)."""
+        if split not in self._splits:
             raise _no_such_split(self.name, split, self.splits())
-        return list(self._files[split])
+        return list(self._files[SOURCE_SPLIT if self.holdout is not None else split])
 
     def documents(self, split: str) -> Iterator[Document]:
+        if self.holdout is not None:
+            # Fallback ids stay those of the train file's rows ("train-17"): stable whatever the fractions.
+            return self.holdout.select(self._stream(SOURCE_SPLIT, self.files(split)), split)
         return self._stream(split, self.files(split))
 
     def part(self, split: str, index: int, count: int, limit: int | None = None) -> SourcePart:
-        """Parquet files: row ranges; JSON Lines files: byte ranges; CSV, JSON arrays or a mix: round-robin.
+        """Parquet files: row ranges; JSON Lines files: byte ranges; CSV, JSON arrays, a mix or a `holdout`:
+        round-robin.
         Rows without an `id` in a byte-range part are named `{split}@{byte offset}` (their row number is not
         known without reading the bytes before the range)."""
         paths = self.files(split)
+        if self.holdout is not None:  # a carved split is a hash-selected subset of train: no ranges to seek
+            return round_robin_part(lambda: self.documents(split), index, count, limit)
         if count > 1 and all(path.suffix.lower() == ".parquet" for path in paths):
             return row_range_part(
                 self._parquet_pieces(split), index, count, limit,
@@ -672,6 +693,7 @@ def _open_local(
     language: str | None,
     splits: Sequence[str] | None,
     language_column: str | None = None,
+    holdout: Holdout | None = None,
 ) -> FileSource:
     if path.is_dir():
         files = _directory_splits(path)
@@ -681,7 +703,10 @@ def _open_local(
         files = {split_from_filename(path) or "train": [path]}
         # "data/test.jsonl" -> "data": a bare split name would make a poor, colliding dataset name.
         name = path.resolve().parent.name if split_from_filename(path) == _stem(path).lower() else _stem(path)
-    selected = _select_splits(list(files), splits, str(path))
+    if holdout is not None and list(files) != [SOURCE_SPLIT]:
+        why = f"already has split(s) {', '.join(files)}: --holdout carves validation and test out of train rows alone"
+        raise _holdout_refused(str(path), why)
+    selected = list(files) if holdout is not None else _select_splits(list(files), splits, str(path))
     source = FileSource(
         name or "dataset",
         {split: files[split] for split in selected},
@@ -689,7 +714,10 @@ def _open_local(
         summary_column=summary_column or DEFAULT_SUMMARY_COLUMN,
         language=language or UNDETERMINED_LANGUAGE,
         language_column=language_column or (None if language else AUTO_LANGUAGE),
+        holdout=holdout,
     )
+    if holdout is not None and splits is not None:
+        source.select(splits)
     # Fail now, not after an hour of rendering, if a file is malformed or lacks a column.
     for split in source.splits():
         for file in source.files(split):
@@ -700,6 +728,13 @@ def _open_local(
             finally:
                 rows.close()
     return source
+
+
+def _holdout_refused(dataset: str, why: str) -> DatasetError:
+    return DatasetError(
+        f"--holdout cannot apply to {dataset}: it {why}",
+        hint="drop --holdout and use the source's own splits, or give one local file of train rows",
+    )
 
 
 def _directory_splits(directory: Path) -> dict[str, list[Path]]:

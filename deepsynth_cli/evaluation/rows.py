@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from deepsynth_cli import hints
+from deepsynth_cli.config import MAX_TEXT_CHARS
 from deepsynth_cli.data import rendered
 from deepsynth_cli.data.store import DatasetLocation, require_columns
 from deepsynth_cli.errors import DatasetError
@@ -248,6 +249,8 @@ def read_predictions(path: Path, self_contained: bool = False) -> list[Predictio
             bad.append(f"line {number} (id {identifier}): no prediction field")
         elif prediction is not None and not isinstance(prediction, str):
             bad.append(f"line {number} (id {identifier}): prediction is not a string")
+        elif oversized := _oversized_fields(item):
+            bad.append(f"line {number} (id {identifier}): {oversized}")
         else:
             lines.append(PredictionLine(number, str(identifier), prediction or "", item))
     if self_contained:
@@ -261,6 +264,20 @@ def read_predictions(path: Path, self_contained: bool = False) -> list[Predictio
     if not lines:
         raise DatasetError(f"{path} holds no predictions", hint=_FORMAT_HINT)
     return lines
+
+
+def _oversized_fields(item: Mapping[str, Any]) -> str:
+    """`source has 2,000,000 characters, over the limit of 1,000,000` for each text field over `generate`'s
+    per-document limit, or "": a 50 MB source or prediction would cost gigabytes in ROUGE and the baselines."""
+    over = [
+        f"{name} has {len(value):,} characters, over the limit of {MAX_TEXT_CHARS:,}"
+        for name in _TEXT_FIELDS
+        if isinstance(value := item.get(name), str) and len(value) > MAX_TEXT_CHARS
+    ]
+    return "; ".join(over)
+
+
+_TEXT_FIELDS = ("prediction", "reference", "source")
 
 
 def _unreferenced(lines: Sequence[PredictionLine]) -> list[PredictionLine]:

@@ -22,6 +22,7 @@ from deepsynth_cli import __version__, hints, processes
 from deepsynth_cli.config import GenerateConfig
 from deepsynth_cli.credentials import describe_token
 from deepsynth_cli.data import hub, rendered, shards
+from deepsynth_cli.data.holdout import Holdout
 from deepsynth_cli.data.render import PageRenderer
 from deepsynth_cli.data.shards import ShardMeta
 from deepsynth_cli.data.sources import Source, assignment_inputs, open_source
@@ -138,6 +139,7 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
             language=cfg.language,
             splits=cfg.splits,
             language_column=cfg.language_column,
+            holdout=Holdout.of(cfg.holdout),
         )
         for name in cfg.datasets
     ]
@@ -253,8 +255,15 @@ def fingerprint_inputs(cfg: GenerateConfig, source: Source) -> dict[str, Any]:
         "text_column": cfg.text_column,
         "summary_column": cfg.summary_column,
         "language": source.language,
+        "max_text_chars": cfg.max_text_chars,
+        "holdout": _holdout(cfg),
         **assignment_inputs(cfg.num_shards),
     }
+
+
+def _holdout(cfg: GenerateConfig) -> dict[str, Any] | None:
+    holdout = Holdout.of(cfg.holdout)
+    return None if holdout is None else holdout.describe()
 
 
 def _check_existing(
@@ -308,6 +317,7 @@ def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Sour
         "tokenizer": cfg.tokenizer,
         "rows_per_shard": cfg.rows_per_shard,
         "num_shards": cfg.num_shards,
+        "holdout": _holdout(cfg),  # validation and test carved out of the train rows, by a hash of each text
     }
     return rendered.build_manifest(metas, header, cfg.render.page_size)
 

@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,18 +55,30 @@ def output_split(name: str) -> str:
 
 def skip_reason(document: Document, cfg: GenerateConfig) -> str | None:
     """Why a row cannot be used, or None. Reasons are counted per split, never dropped silently."""
+    if len(document.text) > cfg.max_text_chars:  # first: nothing else may walk a 50 MB text
+        return "text_too_long"
     text, summary = document.text.strip(), document.summary.strip()
     if not text:
         return "empty_text"
     if not summary:
         return "empty_summary"
-    if word_count(text) < cfg.min_text_words:
+    if _fewer_words(text, cfg.min_text_words):
         return "text_too_short"
-    if word_count(summary) < cfg.min_summary_words:
+    if _fewer_words(summary, cfg.min_summary_words):
         return "summary_too_short"
     if len(summary) >= len(text):
         return "summary_not_shorter_than_text"
     return None
+
+
+_WORDS_HEAD = 10_000  # characters whose words are counted first
+
+
+def _fewer_words(text: str, minimum: int) -> bool:
+    """`word_count(text) < minimum`, without listing the words of a whole long text: a prefix never has more
+    words than the text, so a head that has enough settles it."""
+    head = text[:_WORDS_HEAD]
+    return word_count(head) < minimum and (len(head) == len(text) or word_count(text) < minimum)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -256,7 +268,10 @@ def render_split(
             chunk = position // cfg.rows_per_shard
             if reusable(existing.get(chunk), cfg.max_samples):
                 continue
-            yield _Item(chunk, position, document, skip_reason(document, cfg))
+            reason = skip_reason(document, cfg)
+            if reason is not None:  # a skipped row waits in the window too: without its text, whatever its size
+                document = replace(document, text="", summary="")
+            yield _Item(chunk, position, document, reason)
 
     def batches() -> Iterator[list[_Item]]:
         batch: list[_Item] = []

@@ -144,7 +144,7 @@ async def summarize_batch(body: BatchRequest, state: StateDep, cfg: ConfigDep) -
         state.check_text(text, f"text {index}")
     rendered = await run_in_threadpool(lambda: [state.text_pages(text, body.language) for text in body.texts])
     done = await state.generate([prepared for _, prepared, _ in rendered], body.options, started)
-    tokens = await run_in_threadpool(lambda: [state.count_tokens(text) for text in body.texts])
+    tokens = await run_in_threadpool(lambda: [state.count_tokens(document.drawn_text) for document, _, _ in rendered])
     results = [
         _result(
             item,
@@ -204,7 +204,7 @@ async def summarize_text(
     state.check_text(text)
     document, prepared, render_s = await run_in_threadpool(state.text_pages, text, language)
     [done] = await state.generate([prepared], options, started)
-    tokens = await run_in_threadpool(state.count_tokens, text)
+    tokens = await run_in_threadpool(state.count_tokens, document.drawn_text)  # what the pages show, as generate
     return _result(
         done,
         len(document.pages),

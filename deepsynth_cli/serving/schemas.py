@@ -71,7 +71,7 @@ class SummaryResult(BaseModel):
     pages_dropped: int = Field(description="pages beyond the model's limit, not read")
     dropped_chars: int = Field(0, description="characters of text that did not fit the render's page budget")
     vision_tokens: int = Field(description="image positions the pages cost in the prompt")
-    text_tokens: int | None = Field(None, description="tokens of the text (text input only)")
+    text_tokens: int | None = Field(None, description="tokens of the text drawn on the pages (text input only)")
     compression: float | None = Field(None, description="text_tokens / vision_tokens (text input only)")
     new_tokens: int = Field(description="tokens generated")
     finished: bool = Field(description="the summary ended on its own, before max_new_tokens")

@@ -100,3 +100,16 @@ def test_cli_refuses_an_unreachable_target_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 2, "a config the CLI cannot honour is a usage error"
     assert "compression 60x needs a font below 10 px, the smallest legible size for en: the largest" in result.stderr
     assert not (tmp_path / "o" / "aclsum" / "data").exists(), "refused before anything was rendered"
+
+
+def test_a_sample_of_huge_documents_is_joined_only_as_far_as_its_pages_reach(
+    texts: list[str], counter: TextTokenCounter
+) -> None:
+    huge = "\n".join(texts) * 20  # ~1 M characters each, as the per-document limit allows
+    fit = fit_font_size(RENDER, 2.0, [huge] * 32, "en", counter)
+    assert fit.sample_docs == 1, "the first document already reaches past two pages at the smallest size"
+    assert fit == fit_font_size(RENDER, 2.0, [huge], "en", counter)
+    # Ordinary documents: those past the reach are left out, and the figures are those of them all joined.
+    kept = fit_font_size(RENDER, 2.0, texts, "en", counter)
+    joined = fit_font_size(RENDER, 2.0, ["\n".join(texts)], "en", counter)
+    assert 1 < kept.sample_docs < len(texts) and (kept.font_size, kept.achieved) == (joined.font_size, joined.achieved)

@@ -113,6 +113,27 @@ def test_text_beyond_the_budget_is_counted_exactly() -> None:
     assert one_page.render(text[:next_word_end], "en").dropped_chars > 0
 
 
+@pytest.mark.parametrize(
+    ("text", "language"),
+    [
+        (" ".join(f"w{n % 997}" for n in range(300_000)), "en"),  # 1.8 M characters, one paragraph
+        ("".join(chr(0x4E00 + (n * 7) % 2000) for n in range(200_000)), "zh"),  # no spaces at all
+        ("e\u0301\u0302 " * 100_000, "en"),  # combining marks: 1 in 4 characters advances
+    ],
+)
+def test_a_paragraph_far_beyond_the_budget_is_cut_where_the_whole_one_would_be(text: str, language: str) -> None:
+    # Only a prefix of such a paragraph is laid out; the pages, the drawn text and the count of what did not fit
+    # are those of the whole paragraph: the kept text alone fits, and the count covers every other character.
+    budget = PageRenderer(RenderConfig(page_size=256, font_size=11, margin=8, max_pages=2))
+    document = budget.render(text, language)
+    assert len(document.pages) == 2 and document.truncated
+    kept = len(document.drawn_text)
+    assert document.dropped_chars == document.chars_total - kept
+    assert text.startswith(document.drawn_text)
+    alone = budget.render(text[: kept + 2_000], language)
+    assert alone.pages == document.pages and alone.drawn_text == document.drawn_text
+
+
 def test_pages_are_identical_for_identical_input(renderer: PageRenderer) -> None:
     assert renderer.render(FRENCH * 5, "fr").pages == renderer.render(FRENCH * 5, "fr").pages
 

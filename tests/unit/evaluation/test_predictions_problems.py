@@ -69,5 +69,26 @@ def test_a_dataset_rendered_from_one_file_gets_a_hint_that_can_work(
     with pytest.raises(DatasetError) as caught:
         SplitReader(resolve_dataset(str(folder), settings), "test", settings)
     assert "generate --split" not in caught.value.hint
-    assert "one file per split" in caught.value.hint
+    assert "--holdout 0.05,0.05" in caught.value.hint
     assert "train.jsonl, validation.jsonl and test.jsonl" in caught.value.hint
+    carved = generate.run(generate_cfg([str(source)], out=tmp_path / "carved", holdout=(0.4, 0.4)))
+    split = next(name for name in ("test", "validation") if carved.datasets[0].splits[name].rows)
+    assert SplitReader(resolve_dataset(carved.datasets[0].location, settings), split, settings)  # the hint works
+
+
+def test_a_text_over_the_per_document_limit_is_a_problem_of_its_line(tmp_path: Path) -> None:
+    from deepsynth_cli.config import MAX_TEXT_CHARS
+
+    path = tmp_path / "p.jsonl"
+    huge = "word " * (MAX_TEXT_CHARS // 5 + 1)
+    lines = [
+        {"id": "a", "prediction": "x", "reference": "r", "language": "en", "source": "a fine source"},
+        {"id": "b", "prediction": "y", "reference": "r", "language": "en", "source": huge},
+        {"id": "c", "prediction": huge, "reference": "r", "language": "en"},
+    ]
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines), encoding="utf-8")
+    with pytest.raises(DatasetError) as caught:
+        read_predictions(path, self_contained=True)
+    message = caught.value.message
+    assert f"line 2 (id b): source has {len(huge):,} characters, over the limit of {MAX_TEXT_CHARS:,}" in message
+    assert "line 3 (id c): prediction has" in message and "line 1" not in message

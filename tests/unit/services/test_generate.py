@@ -16,6 +16,7 @@ from PIL import Image
 
 from deepsynth_cli.config import GenerateConfig
 from deepsynth_cli.data import shards
+from deepsynth_cli.data.sources import Document
 from deepsynth_cli.errors import DatasetError, OutputError
 from deepsynth_cli.services import generate
 from deepsynth_cli.services.generate import Advanced, ShardWritten, SplitStarted
@@ -89,6 +90,35 @@ def test_unusable_rows_are_skipped_and_counted_per_reason(
         "summary_not_shorter_than_text": 1,
     }
     assert [row["source_id"] for row in rows_of(Path(report.datasets[0].location))] == ["doc-00000", "doc-00001"]
+
+
+def test_a_document_over_the_size_limit_is_skipped_and_counted(
+    generate_cfg: MakeCfg, make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]]
+) -> None:
+    huge = {"id": "huge", "text": "word " * 2_000, "summary": "A summary of a huge text."}  # 10,000 characters
+    path = make_jsonl([article(0), huge, article(1)])
+    report = generate.run(generate_cfg([str(path)], max_text_chars=9_999))
+    split = report.datasets[0].splits["train"]
+    assert split.rows == 2 and split.skipped == {"text_too_long": 1}
+    folder = Path(report.datasets[0].location)
+    assert [row["source_id"] for row in rows_of(folder)] == ["doc-00000", "doc-00001"]
+    manifest = json.loads((folder / "manifest.json").read_text())
+    assert manifest["fingerprint_inputs"]["max_text_chars"] == 9_999  # a setting that changes the rows
+    at_limit = generate.run(generate_cfg([str(path)], out=folder.parent / "again", max_text_chars=10_000))
+    assert at_limit.datasets[0].splits["train"].rows == 3, "a document of exactly the limit is kept"
+
+    only_huge = make_jsonl([huge], name="alone/train.jsonl")
+    with pytest.raises(DatasetError) as refused:
+        generate.run(generate_cfg([str(only_huge)], out=folder.parent / "alone", max_text_chars=100))
+    assert "text_too_long 1" in str(refused.value) and "--max-text-chars" in (refused.value.hint or "")
+
+
+def test_words_past_the_first_ten_thousand_characters_still_count(generate_cfg: MakeCfg) -> None:
+    # The minimum is settled on a head of the text when the head has enough words; else the whole text counts.
+    late = "-" * 12_000 + " " + " ".join(f"word{n}" for n in range(12))
+    assert generate.skip_reason(Document("a", late, "a short summary", "en"), generate_cfg(["x"])) is None
+    few = "-" * 12_000 + " only three words"
+    assert generate.skip_reason(Document("b", few, "a short summary", "en"), generate_cfg(["x"])) == "text_too_short"
 
 
 def test_long_document_is_flagged_not_clipped(generate_cfg: MakeCfg, make_jsonl: Callable[..., Path]) -> None:

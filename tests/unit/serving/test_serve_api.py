@@ -89,6 +89,18 @@ def test_summarize_text_renders_like_training_and_reports_cost(make_client: Call
         assert summarize(client).json()["page_images"] is None  # pages only when asked
 
 
+def test_text_tokens_count_what_the_pages_show_not_what_was_dropped(make_client: Callable[..., Any]) -> None:
+    from deepsynth_cli.data.tokens import TextTokenCounter
+
+    long_text = " ".join(f"Item {n} of the budget was approved." for n in range(3000))
+    with make_client() as client:
+        body = client.post("/v1/summarize", json={"text": long_text, "options": FAST}).json()
+        drawn = client.app.state.serve.render(long_text, "und").drawn_text
+    counter = TextTokenCounter()
+    assert body["dropped_chars"] > 0 and body["text_tokens"] == counter.count(drawn) < counter.count(long_text) / 2
+    assert body["compression"] == round(body["text_tokens"] / body["vision_tokens"], 3)
+
+
 def test_batch_summarizes_each_text_in_one_model_call(make_client: Callable[..., Any]) -> None:
     with make_client(batching={"max_batch_size": 8, "max_wait_ms": 50}) as client:
         texts = ["First memo about trains.", TEXT, "Third one, in a few words."]
