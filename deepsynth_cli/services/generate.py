@@ -16,7 +16,7 @@ import math
 import re
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
@@ -26,7 +26,7 @@ from typing import Any, Protocol
 from deepsynth_cli import __version__, hints, processes
 from deepsynth_cli.config import GenerateConfig, RenderConfig
 from deepsynth_cli.credentials import describe_token, hub_namespace, hub_token, is_offline, require_online
-from deepsynth_cli.data import hub, rendered, shards
+from deepsynth_cli.data import hub, hub_commits, rendered, shards
 from deepsynth_cli.data.hub import HubTarget
 from deepsynth_cli.data.lengths import word_count
 from deepsynth_cli.data.render import PageRenderer
@@ -391,7 +391,12 @@ def _source_label(source: Source) -> dict[str, Any]:
 
 def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
     """Summarise shards (every part, every split) into the manifest of a dataset folder or repo."""
-    header = {
+    return rendered.build_manifest(metas, manifest_header(cfg, source, fp), cfg.render.page_size)
+
+
+def manifest_header(cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
+    """What the manifest says besides the shards: generator, source, settings."""
+    return {
         "generator": f"deepsynth {__version__}",
         "dataset": source.name,
         "source": _source_label(source),
@@ -402,7 +407,6 @@ def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Sour
         "rows_per_shard": cfg.rows_per_shard,
         "num_shards": cfg.num_shards,
     }
-    return rendered.build_manifest(metas, header, cfg.render.page_size)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -601,8 +605,17 @@ def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRe
     return written
 
 
-def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settings | None = None) -> GenerateReport:
-    """Generate every dataset in `cfg`. Callable from Python; reports progress through `on_event`."""
+def run(
+    cfg: GenerateConfig,
+    on_event: EventSink | None = None,
+    settings: Settings | None = None,
+    committers: Mapping[str, hub_commits.CommitSink] | None = None,
+) -> GenerateReport:
+    """Generate every dataset in `cfg`. Callable from Python; reports progress through `on_event`.
+
+    `committers` (repo id -> committer) is for a part of a larger run: its shards for those repos go to the
+    given committer, and whoever owns it writes manifest and card once all parts are done (`_describe_repo`).
+    """
     emit: EventSink = on_event or (lambda event: None)
     settings = settings or get_settings()
     keep_local = cfg.out is not None  # with the Hub as the store, a local copy stays only when --out asks for it
@@ -633,6 +646,9 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
     if cfg.store != "local":
         emit(Notice(describe_token(settings)))  # the run's first line: where the token comes from, never the token
     stores = [_plan_store(cfg, settings, source, keep_local) for source in sources]
+    for store in stores:
+        if store.target is not None and committers and store.target.repo_id in committers:
+            store.committer = committers[store.target.repo_id]
     locks = processes.output_locks([store.folder for store in stores])  # one run per output folder
     try:
         fitted = [_fit_compression(cfg, source, emit) for source in sources]  # before any rendering: refuse early
@@ -688,6 +704,7 @@ class _Store:
     target: HubTarget | None = None
     token: str | None = None
     staging: bool = False  # the folder only holds shards until they are uploaded
+    committer: hub_commits.CommitSink | None = None  # an orchestrator's; None: this run commits its own shards
 
     def describe(self) -> str:
         if self.target is None:
@@ -757,13 +774,16 @@ def _generate_dataset(
             hint="choose distinct splits with --split",
         )
 
-    uploader: hub.ShardUploader | None = None
+    uploader: hub_commits.ShardUploader | None = None
+    committer: hub_commits.HubCommitter | None = None  # this run's own; None when an orchestrator owns it
     if store.target is not None:
         mine = hub.metas_of_part(remote, cfg.shard_index, cfg.num_shards)
-        uploader = hub.ShardUploader(
-            api, store.target, cfg.shard_index, cfg.num_shards, mine,
-            delete_after_upload=store.staging, commit_every=cfg.hub.commit_every,
-            commit_interval_s=cfg.hub.commit_interval_s, retry=retry,
+        sink = store.committer
+        if sink is None:
+            sink = committer = hub_commits.HubCommitter.from_config(api, store.target, cfg.hub, retry)
+        uploader = hub_commits.ShardUploader(
+            api, store.target, cfg.shard_index, cfg.num_shards, mine, sink=sink, retry=retry,
+            delete_after_commit=store.staging, batch=cfg.hub.commit_every,
         )  # fmt: skip
         # Shards finished by an earlier run whose upload did not happen (killed, or the Hub failed): send them.
         # Staged ones the repo already holds (a run killed between its commit and the deletion) go.
@@ -780,6 +800,7 @@ def _generate_dataset(
             emit(Notice(f"{source.name}: deleted {cleared} staged shard(s) the Hub already holds"))
 
     report = DatasetReport(dataset=source.name, location=_location(store))
+    rendered_all = False
     try:
         for split, name in zip(split_names, outputs, strict=True):
             chunks = {m.chunk: m for m in existing.values() if m.split == name and m.part == cfg.shard_index}
@@ -797,45 +818,61 @@ def _generate_dataset(
             report.splits[name] = split_report
             if beyond := hints.rows_beyond_max_samples(f"{source.name}/{name}", split_report.rows, cfg.max_samples):
                 emit(Notice(beyond))
+        rendered_all = True
     finally:
-        if uploader is not None:
-            uploader.close()  # uploads what is finished even when rendering failed; raises HubError on failure
-    if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
-        raise nothing
-
-    if store.target is None or not store.staging:
-        folder.mkdir(parents=True, exist_ok=True)
-        manifest = build_manifest(shards.scan(folder).values(), cfg, source, fp)
-        rendered.write_dataset_files(folder, manifest)
-    if store.target is not None and uploader is not None:
-        described = _describe_repo(api, store.target, uploader, cfg, source, fp, retry)
+        if uploader is not None:  # hands over what is finished even when rendering failed; raises HubError
+            _hand_over(uploader, committer, describe_next=rendered_all)
+    try:
+        if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
+            raise nothing
+        if store.target is None or not store.staging:
+            folder.mkdir(parents=True, exist_ok=True)
+            manifest = build_manifest(shards.scan(folder).values(), cfg, source, fp)
+            rendered.write_dataset_files(folder, manifest)
+        if committer is not None:
+            _describe_repo(committer, cfg, source, fp)
+    finally:
+        if committer is not None:
+            committer.close()  # without a description when the run failed; a no-op after _describe_repo
+    if uploader is not None:
         report.uploaded_bytes = uploader.bytes_uploaded
-        report.commits = uploader.commits + described
+        report.commits = committer.commits if committer is not None else 0
     report.seconds = time.perf_counter() - started
     return report
 
 
-def _describe_repo(
-    api: Any, target: HubTarget, uploader: hub.ShardUploader, cfg: GenerateConfig, source: Source, fp: str,
-    retry: hub.Retry,
-) -> int:  # fmt: skip
-    """Write the manifest and the card for every part in the repo, not just this machine's.
+def _hand_over(
+    uploader: hub_commits.ShardUploader, committer: hub_commits.HubCommitter | None, *, describe_next: bool
+) -> None:
+    """Hand this part's finished shards over. This run's own committer (None: an orchestrator's) commits them
+    at once when rendering failed or the hand-over did; otherwise `_describe_repo` comes next."""
+    try:
+        uploader.close()
+    except BaseException:
+        if committer is not None:
+            committer.close()
+        raise
+    if committer is not None and not describe_next:
+        committer.close()
 
-    Machines splitting the work finish in any order; each one describes what it sees. Reading the parts again
-    after the upload catches a machine that committed meanwhile, so the last description covers everything.
-    """
-    described: dict[str, dict[str, ShardMeta]] | None = None
-    commits = 0
-    for _ in range(3):
-        remote = _read_remote(api, target.repo_id)
-        remote[hub.part_file(cfg.shard_index, cfg.num_shards)] = uploader.committed
-        if remote == described:
-            break
-        manifest = build_manifest([meta for _, meta in hub.all_metas_named(remote)], cfg, source, fp)
-        files = rendered.dataset_files(manifest)
-        hub.upload_files(api, target, files, f"deepsynth: describe {source.name} ({len(remote)} part(s))", retry)
-        described, commits = remote, commits + 1
-    return commits
+
+def _describe_repo(committer: hub_commits.HubCommitter, cfg: GenerateConfig, source: Source, fp: str) -> None:
+    """Close `committer` with the manifest and the card of every part in the repo, written once, in the commit
+    that carries the last shards. Called by whoever owns the committer: this run, or an orchestrator's driver
+    once all its parts are done."""
+    committer.close(_Description(manifest_header(cfg, source, fp), cfg.render.page_size))
+
+
+@dataclass(frozen=True)
+class _Description:
+    """Every part's shards -> manifest and card. Plain data, so it pickles to a committer in a Ray actor."""
+
+    header: dict[str, Any]
+    page_size: int
+
+    def __call__(self, parts: dict[str, dict[str, ShardMeta]]) -> dict[str, bytes]:
+        metas = [meta for _, meta in hub.all_metas_named(parts)]
+        return rendered.dataset_files(rendered.build_manifest(metas, self.header, self.page_size))
 
 
 def _read_remote(api: Any, repo_id: str) -> dict[str, dict[str, ShardMeta]]:
