@@ -130,7 +130,7 @@ def main() -> None:
                     for name in runs:
                         repo = f"{server.user}/n{parts}-{name.replace(' ', '')}-{repeat}"
                         runs[name].append(push(server, made, repo, name == "shared", args))
-                row = {"parts": parts, "shards": parts * per_part}
+                row: dict[str, float] = {"parts": parts, "shards": parts * per_part}
                 for name, measured in runs.items():
                     row[f"{name} commits"] = statistics.median(run["commits"] for run in measured)
                     row[f"{name} seconds"] = round(statistics.median(run["seconds"] for run in measured), 2)
