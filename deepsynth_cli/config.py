@@ -66,6 +66,13 @@ class GenerateConfig(_Strict):
     num_workers: int | None = Field(None, ge=1, le=256, description="render processes (default: DEEPSYNTH_NUM_WORKERS)")
     num_shards: int = Field(1, ge=1, le=99999, description="split the work across this many machines")
     shard_index: int = Field(0, ge=0, description="this machine's part, 0 <= shard_index < num_shards")
+    executor: Literal["local", "ray"] = Field(
+        "local", description="local: this machine's part here; ray: every part as a Ray task (deepsynth[ray])"
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join (an address or 'auto'); default: start a local Ray on 127.0.0.1"
+    )
+    num_workers_per_task: int = Field(1, ge=1, le=256, description="render processes in each Ray task")
     rows_per_shard: int = Field(1000, ge=1, le=1_000_000, description="source rows per Parquet file")
     language_column: str | None = Field(
         None, description="column with each row's language (files: `language`/`lang` are used when present)"
@@ -85,6 +92,8 @@ class GenerateConfig(_Strict):
     def _consistent(self) -> GenerateConfig:
         if self.shard_index >= self.num_shards:
             raise ValueError(f"shard_index {self.shard_index} must be below num_shards {self.num_shards}")
+        if self.executor == "ray" and self.shard_index != 0:
+            raise ValueError("shard_index picks one machine's part; with executor ray every part runs: drop it")
         if self.repo_id is not None and len(self.datasets) > 1:
             raise ValueError("repo_id names one repo: give one dataset per run, or drop repo_id")
         return self

@@ -1,4 +1,4 @@
-"""Processes that end with the run that started them, and one run at a time per output folder.
+"""Processes that end with the run that started them, and one run at a time per part of an output folder.
 
 Worker processes of a `forkserver` pool are children of the fork server, not of the run, so the kernel's
 parent-death signal alone cannot tie them to the run. Each worker therefore watches the run's process itself
@@ -27,7 +27,7 @@ from typing import Any
 
 from deepsynth_cli.errors import OutputError
 
-LOCK_FILE = ".deepsynth.lock"
+LOCK_FILE = ".deepsynth.lock"  # the lock of a folder's only part (`--num-shards 1`, the default)
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 _POLL_S = 0.5  # where no pidfd exists: how often a worker checks that the run is still there
 
@@ -98,23 +98,33 @@ def sigterm_as_interrupt() -> None:
 
 
 # ---------------------------------------------------------------------------------------------------- locks
-@contextmanager
-def output_lock(folder: Path) -> Iterator[None]:
-    """Hold `folder` for this run: a second run on the same folder fails at once and says who holds it.
+def lock_file(part: int = 0, parts: int = 1) -> str:
+    """The lock file of one part of an output folder. Parts never write the same shard, so each has its own
+    lock: N parts run at once into one folder (SLURM array tasks, Ray tasks), two runs of one part cannot."""
+    if parts == 1:
+        return LOCK_FILE
+    return f".deepsynth-{part:05d}-of-{parts:05d}.lock"
 
-    The lock is an `flock` on `folder/.deepsynth.lock`, so the kernel releases it when the holder exits in any
-    way (kill -9 included): a stale lock file never blocks a rerun. The file stays; only the lock matters.
+
+@contextmanager
+def output_lock(folder: Path, part: int = 0, parts: int = 1) -> Iterator[None]:
+    """Hold part `part` of `parts` of `folder` for this run: a second run of the same part fails at once and
+    says who holds it.
+
+    The lock is an `flock` on `folder/lock_file(part, parts)`, so the kernel releases it when the holder exits
+    in any way (kill -9 included): a stale lock file never blocks a rerun. The file stays; only the lock matters.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    path = folder / LOCK_FILE
+    path = folder / lock_file(part, parts)
     fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             holder = os.pread(fd, 512, 0).decode("utf-8", "replace").strip() or "another process"
+            which = f" (part {part} of {parts})" if parts > 1 else ""
             raise OutputError(
-                f"{folder} is in use by another deepsynth run ({holder})",
+                f"{folder}{which} is in use by another deepsynth run ({holder})",
                 hint="wait for that run to finish, stop it, or choose another --out",
             ) from None
         started = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
@@ -125,12 +135,12 @@ def output_lock(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
-def output_locks(folders: Sequence[Path]) -> ExitStack:
-    """`output_lock` on each folder (deduplicated, in a fixed order); `.close()` releases them all."""
+def output_locks(folders: Sequence[Path], part: int = 0, parts: int = 1) -> ExitStack:
+    """`output_lock` of one part on each folder (deduplicated, in a fixed order); `.close()` releases them all."""
     stack = ExitStack()
     try:
         for folder in sorted({folder.resolve() for folder in folders}):
-            stack.enter_context(output_lock(folder))
+            stack.enter_context(output_lock(folder, part, parts))
     except BaseException:
         stack.close()
         raise

@@ -38,6 +38,19 @@ def command(
     num_workers: Annotated[int | None, typer.Option(help="Render processes (default: DEEPSYNTH_NUM_WORKERS).")] = None,
     num_shards: Annotated[int | None, typer.Option(help="Machines sharing the work.", rich_help_panel=_PARTS)] = None,
     shard_index: Annotated[int | None, typer.Option(help="This machine's part.", rich_help_panel=_PARTS)] = None,
+    executor: Annotated[
+        str | None,
+        typer.Option(help="local (this machine's part) or ray (every part as a Ray task).", rich_help_panel=_PARTS),
+    ] = None,
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            help="Ray cluster: ADDR or auto (default: start a local Ray on 127.0.0.1).", rich_help_panel=_PARTS
+        ),
+    ] = None,
+    num_workers_per_task: Annotated[
+        int | None, typer.Option(help="Render processes in each Ray task.", rich_help_panel=_PARTS)
+    ] = None,
     rows_per_shard: Annotated[int | None, typer.Option(help="Source rows per Parquet file.")] = None,
     page_size: Annotated[int | None, typer.Option(help="Page side in pixels.", rich_help_panel=_RENDER)] = None,
     font_size: Annotated[float | None, typer.Option(help="Font size in pixels.", rich_help_panel=_RENDER)] = None,
@@ -96,6 +109,9 @@ def command(
             "num_workers": num_workers,
             "num_shards": num_shards,
             "shard_index": shard_index,
+            "executor": executor,
+            "ray_address": ray_address,
+            "num_workers_per_task": num_workers_per_task,
             "rows_per_shard": rows_per_shard,
             "preview": preview,
             "store": store,

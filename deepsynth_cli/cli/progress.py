@@ -10,7 +10,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn
 from deepsynth_cli.cli.console import Output
 
 if TYPE_CHECKING:
-    from deepsynth_cli.services.generate import Event
+    from deepsynth_cli.services.generate import Event, PartsProgress
 
 _PLAIN_EVERY_S = 10.0
 
@@ -85,7 +85,7 @@ class GenerateProgress:
         return f"{self._docs / elapsed:6.1f} docs/s {self._pages / elapsed:6.1f} pages/s"
 
     def __call__(self, event: Event) -> None:
-        from deepsynth_cli.services.generate import Advanced, Notice, ShardWritten, SplitStarted
+        from deepsynth_cli.services.generate import Advanced, Notice, PartsProgress, ShardWritten, SplitStarted
 
         if self.output.json_mode:
             return
@@ -104,6 +104,8 @@ class GenerateProgress:
             elif time.perf_counter() - self._last_line >= _PLAIN_EVERY_S:
                 self._last_line = time.perf_counter()
                 self.output.notice(f"{self._label}: {self._docs} documents, {self._pages} pages, {self._rates()}")
+        elif isinstance(event, PartsProgress):
+            self._show_parts(event)
         elif isinstance(event, ShardWritten):
             message = f"{event.dataset}/{event.split}: wrote {event.path.name} ({event.rows} rows)"
             if self._progress is not None:
@@ -115,3 +117,22 @@ class GenerateProgress:
                 self._progress.console.print(event.message, markup=False)
             else:
                 self.output.notice(event.message)
+
+    def _show_parts(self, event: PartsProgress) -> None:
+        """Parts running as Ray tasks: one bar of parts done, with the rates of all of them together."""
+        label = f"{event.dataset}: parts"
+        if label != self._label:
+            self._started, self._label = time.perf_counter(), label
+            if self._progress is not None:
+                self._task = self._progress.add_task(label, total=event.parts, rates="")
+            else:
+                self.output.notice(f"{label}: {event.parts} part(s) started")
+        self._docs, self._pages = event.documents, event.pages
+        rates = f"{self._rates()} {event.retries} retries"
+        if self._progress is not None:
+            self._progress.update(self._task, completed=event.parts_done, rates=rates)
+        elif event.parts_done == event.parts or time.perf_counter() - self._last_line >= _PLAIN_EVERY_S:
+            self._last_line = time.perf_counter()
+            self.output.notice(
+                f"{label}: {event.parts_done}/{event.parts} done, {self._docs} documents, {self._pages} pages, {rates}"
+            )

@@ -24,12 +24,14 @@ A `PreUploaded` pickles (the `CommitOperationAdd`s carry their `upload_info` and
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import queue
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -65,6 +67,18 @@ class CommitSink(Protocol):
     """Where a part hands its pre-uploaded shards: a `HubCommitter`, or `RayCommitSink` for one in a Ray actor."""
 
     def submit(self, upload: PreUploaded) -> None: ...
+
+
+class Committer(Protocol):
+    """What owns the commits of a run: a `HubCommitter` in this process or a `RayCommitter` (an actor)."""
+
+    @property
+    def sink(self) -> CommitSink: ...
+
+    @property
+    def commits(self) -> int: ...
+
+    def close(self, describe: Describe | None = None) -> None: ...
 
 
 def preupload(
@@ -163,6 +177,11 @@ class HubCommitter:
             commit_every=settings.commit_every,
             commit_interval_s=settings.commit_interval_s,
         )
+
+    @property
+    def sink(self) -> CommitSink:
+        """What parts hand their uploads to: this committer itself (a `RayCommitter` gives its actor's)."""
+        return self
 
     def submit(self, upload: PreUploaded) -> None:
         """Queue `upload` for a coming commit; never waits for the network. Raises HubError if a commit failed."""
@@ -381,49 +400,78 @@ class ShardUploader:
 
 
 class CommitterActor:
-    """A `HubCommitter` to run as a Ray actor, so that parts on any machine share one committer:
-
-        handle = ray_committer(token, target, cfg.hub)            # on the driver
-        sink = RayCommitSink(handle)                               # pickled into each part's task
-        ...parts run, each with ShardUploader(..., sink=sink)...
-        ray.get(handle.close.remote(describe))                     # on the driver, once every part is done
-
-    Built where it runs (the client and its HTTP session do not pickle); notices wait in `notices()`.
-    """
+    """A `HubCommitter` run as a Ray actor, so that parts on any machine share one committer. Built where it
+    runs (the client and its HTTP session do not pickle). Use it through `RayCommitter`."""
 
     def __init__(self, token: str | None, target: HubTarget, settings: HubConfig) -> None:
-        self._notices: list[str] = []
+        self._notices: deque[str] = deque(maxlen=_NOTICES_KEPT)
         retry = Retry(settings.attempts, settings.backoff_s, self._notices.append)
         self.committer = HubCommitter.from_config(hub.hub_api(token, settings.timeout_s), target, settings, retry)
 
     def submit(self, upload: PreUploaded) -> None:
         self.committer.submit(upload)
 
-    def close(self, describe: Describe | None = None) -> dict[str, int]:
+    def close(self, describe: Describe | None = None) -> int:
         self.committer.close(describe)
-        return {"commits": self.committer.commits, "shards": self.committer.shards_committed}
+        return self.committer.commits
 
     def notices(self) -> list[str]:
-        """The messages (retries, commits) since the last call."""
-        taken, self._notices[:] = list(self._notices), []
+        """The messages (retries, commits) since the last call, the latest `_NOTICES_KEPT` at most."""
+        taken = []
+        while self._notices:
+            taken.append(self._notices.popleft())
         return taken
 
 
-def ray_committer(token: str | None, target: HubTarget, settings: HubConfig, **options: Any) -> Any:
-    """Start a `CommitterActor` on the Ray cluster this process is connected to; `options` go to `.options()`.
+_NOTICES_KEPT = 256
 
-    It takes no CPU (parts need them) and is not restarted: if it dies, the parts handing over fail, and a rerun
-    resumes from what the repo holds.
+
+class RayCommitter:
+    """The driver's side of a `CommitterActor`: the same `sink` / `close` / `commits` as a `HubCommitter`.
+
+        committer = RayCommitter.start(token, target, cfg.hub, notify)   # on the driver, connected to Ray
+        ...every part's task runs ShardUploader(..., sink=committer.sink)...
+        committer.close(describe)                                        # on the driver, once the parts are done
+
+    The actor takes no CPU (the parts need them) and is not restarted: if it dies, the parts handing over fail,
+    and a rerun resumes from what the repo holds.
     """
-    import ray
 
-    actor = ray.remote(num_cpus=0, max_restarts=0)(CommitterActor)
-    return actor.options(**options).remote(token, target, settings)
+    def __init__(self, handle: Any, notify: Callable[[str], None]) -> None:
+        self.handle = handle
+        self.sink = RayCommitSink(handle)
+        self.notify = notify
+        self.commits = 0
+        self._closed = False
+
+    @classmethod
+    def start(
+        cls, token: str | None, target: HubTarget, settings: HubConfig, notify: Callable[[str], None]
+    ) -> RayCommitter:
+        import ray
+
+        actor = ray.remote(num_cpus=0, max_restarts=0)(CommitterActor)
+        return cls(actor.remote(token, target, settings), notify)
+
+    def close(self, describe: Describe | None = None) -> None:
+        """As `HubCommitter.close`, in the actor; then the actor goes. Raises HubError (the actor's own)."""
+        if self._closed:
+            return
+        self._closed = True
+        import ray
+
+        try:
+            self.commits = _unwrapped(lambda: ray.get(self.handle.close.remote(describe)))
+        finally:
+            with contextlib.suppress(ray.exceptions.RayError):
+                for message in ray.get(self.handle.notices.remote()):
+                    self.notify(message)
+                ray.kill(self.handle)
 
 
 class RayCommitSink:
-    """A part's handle on a `CommitterActor`: `submit` waits until the actor has queued the upload, so a failed
-    committer stops the part at its next shard."""
+    """A part's handle on a `CommitterActor` (it pickles into a task): `submit` waits until the actor has queued
+    the upload, so a failed committer stops the part at its next shard, with the committer's HubError."""
 
     def __init__(self, handle: Any) -> None:
         self.handle = handle
@@ -431,4 +479,16 @@ class RayCommitSink:
     def submit(self, upload: PreUploaded) -> None:
         import ray
 
-        ray.get(self.handle.submit.remote(upload))
+        _unwrapped(lambda: ray.get(self.handle.submit.remote(upload)))
+
+
+def _unwrapped(call: Callable[[], Any]) -> Any:
+    """`call()`, raising a HubError from inside the actor as itself rather than wrapped in a RayTaskError."""
+    import ray
+
+    try:
+        return call()
+    except ray.exceptions.RayTaskError as error:
+        if isinstance(error.cause, HubError):
+            raise error.cause from None
+        raise

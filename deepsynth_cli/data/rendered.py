@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -190,9 +191,10 @@ def dataset_files(manifest: Mapping[str, Any], folder: Path | None = None) -> di
 
 
 def write_dataset_files(folder: Path, manifest: Mapping[str, Any]) -> None:
-    """Write the manifest and the dataset card atomically: the folder is ready to push as is."""
+    """Write the manifest and the dataset card atomically: the folder is ready to push as is. Parts finishing
+    at the same time into one folder each write whole files (the temporary name is this process's own)."""
     for name, content in dataset_files(manifest, folder).items():
-        partial = folder / f".{name}.partial"
+        partial = folder / f".{name}.{os.getpid()}.partial"
         partial.write_bytes(content)
         partial.replace(folder / name)
 

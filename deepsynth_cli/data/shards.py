@@ -164,29 +164,53 @@ def set_aside_damaged(folder: Path) -> list[str]:
             try:
                 read_meta(path)
             except DamagedShardError:
-                path.replace(path.with_name(path.name + DAMAGED_SUFFIX))
+                if not path.exists():  # another part's run set it aside (or uploaded and deleted it) meanwhile
+                    continue
+                try:
+                    path.replace(path.with_name(path.name + DAMAGED_SUFFIX))
+                except FileNotFoundError:
+                    continue
                 moved.append(path.name)
     return moved
 
 
-def scan(folder: Path) -> dict[str, ShardMeta]:
-    """Every finished shard in a dataset folder, by file name (temporary files are ignored)."""
+def _of_part(name: str, part: int | None) -> bool:
+    """Whether shard file `name` belongs to `part` (every name does when `part` is None)."""
+    if part is None:
+        return True
+    parsed = parse_shard_name(name)
+    return parsed is not None and parsed["part"] == part
+
+
+def scan(folder: Path, part: int | None = None) -> dict[str, ShardMeta]:
+    """Every finished shard in a dataset folder (of one `part` only, when given), by file name. Temporary files
+    are ignored, and so is a shard that another part's run removes while this one looks (a staged upload)."""
     data = folder / DATA_DIR
     found: dict[str, ShardMeta] = {}
     if data.is_dir():
         for path in sorted(data.glob("*.parquet")):
-            meta = read_meta(path)
+            if not _of_part(path.name, part):
+                continue
+            try:
+                meta = read_meta(path)
+            except DamagedShardError:
+                if path.exists():
+                    raise
+                continue
             if meta is not None:
                 found[path.name] = meta
     return found
 
 
-def remove_partial_files(folder: Path) -> int:
-    """Delete shards a killed run left half-written. They never carry a `.parquet` suffix."""
+def remove_partial_files(folder: Path, part: int | None = None) -> int:
+    """Delete shards a killed run left half-written (of one `part` only, when given: another part may be
+    writing its own at this moment). They never carry a `.parquet` suffix."""
     removed = 0
     data = folder / DATA_DIR
     if data.is_dir():
         for path in data.glob(".*.parquet.partial"):
+            if not _of_part(path.name[1 : -len(".partial")], part):
+                continue
             path.unlink(missing_ok=True)
             removed += 1
     return removed

@@ -19,11 +19,9 @@ from typing import Any
 import datasets
 import pytest
 
-from deepsynth_cli.config import GenerateConfig, HubConfig
+from deepsynth_cli.config import HubConfig
 from deepsynth_cli.data import hub, hub_commits, rendered, shards
 from deepsynth_cli.data.shards import ShardMeta, ShardWriter
-from deepsynth_cli.data.sources import open_source
-from deepsynth_cli.services import generate
 from tests.support.hub_fixture import HubEnv
 
 pytestmark = pytest.mark.hub
@@ -176,50 +174,6 @@ def test_a_preupload_in_another_process_is_committed_without_sending_its_bytes_a
     assert len(hub_env.server.requests_to("PUT", LFS_PUT)) == puts, "no shard bytes sent by the committer"
     assert sorted(hub.read_parts(api, repo_id)) == [hub.part_file(0, 2), hub.part_file(1, 2)]
     assert sum(_source_ids(repo_id).values()) == 4
-
-
-def test_parts_of_one_run_hand_over_and_the_owner_describes_the_repo_once(
-    hub_user: HubEnv,
-    generate_cfg: Callable[..., GenerateConfig],
-    make_jsonl: Callable[..., Path],
-    article: Callable[..., dict[str, Any]],
-    tmp_path: Path,
-) -> None:
-    """What an orchestrator's driver does: one committer for the repo, N parts run `generate` with it, then
-    `_describe_repo` once."""
-    parts, docs = 4, 12
-    corpus = make_jsonl([article(i) for i in range(docs)])
-    repo_id = f"{hub_user.server.user}/deepsynth-corpus"
-
-    def part_cfg(index: int) -> GenerateConfig:
-        return generate_cfg(
-            [str(corpus)], rows_per_shard=1, num_shards=parts, shard_index=index, hub=QUICK, store="hub",
-            out=tmp_path / f"machine-{index}",
-        )  # fmt: skip
-
-    driver_cfg = part_cfg(0)
-    retry = hub.Retry(QUICK.attempts, QUICK.backoff_s, lambda message: None)
-    api = hub.hub_api(hub_user.token, QUICK.timeout_s)
-    target = hub.HubTarget(repo_id, private=False)
-    hub.create_repo(api, target, retry)
-    committer = hub_commits.HubCommitter.from_config(api, target, QUICK, retry)
-    started = time.monotonic()
-    reports = [generate.run(part_cfg(index), committers={repo_id: committer}) for index in range(parts)]
-    source = open_source(str(corpus))
-    generate._describe_repo(committer, driver_cfg, source, generate.fingerprint(driver_cfg, source))
-    elapsed = time.monotonic() - started
-
-    assert all(report.datasets[0].commits == 0 for report in reports), "parts do not commit themselves"
-    commits = hub_user.server.commit_count(repo_id)
-    assert commits <= elapsed / GAP_S + 2 and commits < docs, (commits, elapsed)
-    assert _commits_writing(hub_user, repo_id, rendered.MANIFEST_FILE) == 1
-    manifest = json.loads(hub_user.server.read_file(repo_id, rendered.MANIFEST_FILE))
-    assert manifest["splits"]["train"]["rows"] == docs and manifest["parts_present"] == list(range(parts))
-    assert _source_ids(repo_id) == Counter(f"doc-{i:05d}" for i in range(docs))
-
-    # Resume across machines still reads each part's accounting: a fresh machine redoes nothing.
-    again = generate.run(part_cfg(2).model_copy(update={"out": tmp_path / "fresh"}))
-    assert again.datasets[0].splits["train"].shards_written == 0
 
 
 @pytest.mark.integration
