@@ -278,7 +278,9 @@ class HubCommitter:
 
         accounting = self._accounting_with(batch)
         changed = sorted({hub.part_file(upload.part, upload.parts) for upload in batch})
-        operations = [operation for upload in batch for operation in upload.operations]
+        # One operation per path, the latest: a part retried after handing over may hand the same shard again.
+        latest = {operation.path_in_repo: operation for upload in batch for operation in upload.operations}
+        operations = list(latest.values())
         operations += [CommitOperationAdd(path, part_json(accounting[path])) for path in changed]
         operations += [CommitOperationAdd(path, content) for path, content in files.items()]
         shards = sum(len(upload.shards) for upload in batch)
