@@ -3,7 +3,10 @@ committer (a Ray actor), so N parts make a bounded number of commits and the man
 
 from __future__ import annotations
 
+import hashlib
 import json
+import signal
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -11,8 +14,10 @@ from pathlib import Path
 from typing import Any
 
 import datasets
+import psutil
 import pytest
 
+from deepsynth_cli import processes
 from deepsynth_cli.config import GenerateConfig, HubConfig
 from deepsynth_cli.data import hub, rendered
 from deepsynth_cli.data.hub import HubError
@@ -119,3 +124,47 @@ def test_a_refused_commit_in_the_actor_stops_the_run_with_one_line(
     assert f"no write access to {repo_id}" in refused.value.message and "\n" not in refused.value.message
     assert "token with write access" in refused.value.hint
     assert list((Path(cfg.out or "") / "corpus" / "data").glob("*.parquet")), "local shards are kept"
+
+
+def test_a_worker_killed_after_its_preupload_is_retried_and_every_row_lands_once(
+    hub_ray: Any,
+    hub_user: HubEnv,
+    generate_cfg: Callable[..., GenerateConfig],
+    make_jsonl: Callable[..., Path],
+    article: Callable[..., dict[str, Any]],
+) -> None:
+    docs = 160
+    path = make_jsonl([article(n, words=150) for n in range(docs)])
+    held = BOUNDED.model_copy(update={"commit_every": 1000, "commit_interval_s": 3600})  # no commit before the end
+    cfg = generate_cfg([str(path)], out=None, executor="ray", num_shards=2, rows_per_shard=10, store="hub",
+                       hub=held)  # fmt: skip
+    result: dict[str, Any] = {}
+    run = threading.Thread(target=lambda: result.update(report=generate.run(cfg)), daemon=True)
+    run.start()
+
+    staging = get_settings().cache_dir / "staging" / f"{hub_user.server.user}__deepsynth-corpus"
+    first = staging / "data" / "train-00000-of-00002-00000.parquet"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and run.is_alive() and not first.exists():
+        time.sleep(0.02)
+    oid = hashlib.sha256(first.read_bytes()).hexdigest()
+    while time.monotonic() < deadline and not hub_user.server.requests_to("PUT", rf"^/_lfs/.*/{oid}$"):
+        time.sleep(0.02)
+    assert hub_user.server.requests_to("PUT", rf"^/_lfs/.*/{oid}$"), "part 0 pre-uploaded nothing in time"
+    assert hub_user.server.commit_count(f"{hub_user.server.user}/deepsynth-corpus") == 0, "nothing committed yet"
+    holder = (staging / processes.lock_file(0, 2)).read_text()  # "pid N on HOST, started ..."
+    worker = psutil.Process(int(holder.split()[1]))
+    assert worker.name().startswith("ray::"), worker.cmdline()
+    worker.send_signal(signal.SIGKILL)
+    run.join(timeout=240)
+    assert not run.is_alive(), "the run did not finish after the kill"
+
+    report = result["report"].datasets[0]
+    assert report.parts[0].attempts == 2, "Ray ran part 0 again"
+    assert report.parts[0].splits["train"].shards_reused >= 1, "the retry kept what the killed attempt finished"
+    assert len(hub_user.server.requests_to("PUT", rf"^/_lfs/.*/{oid}$")) == 1, "its bytes were not sent again"
+    repo_id = f"{hub_user.server.user}/deepsynth-corpus"
+    loaded = datasets.load_dataset(repo_id, split="train")
+    assert Counter(loaded["source_id"]) == Counter(f"doc-{n:05d}" for n in range(docs)), "every row exactly once"
+    manifest = json.loads(hub_user.server.read_file(repo_id, rendered.MANIFEST_FILE))
+    assert manifest["splits"]["train"]["rows"] == docs and manifest["parts_present"] == [0, 1]
