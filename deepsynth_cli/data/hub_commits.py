@@ -290,11 +290,14 @@ class HubCommitter:
         self.retry.run(
             lambda: self.api.create_commit(self.target.repo_id, operations, commit_message=message, repo_type="dataset")
         )
+        # huggingface_hub makes no commit when every file equals the repo's (a rerun describing an unchanged repo)
+        made = not all(op._remote_oid is not None and op._remote_oid == op._local_oid for op in operations)
         with self._lock:
             self.accounting = accounting
-            self.commits += 1
+            self.commits += made
             self.shards_committed += shards
-            self._last_at = time.monotonic()
+            if made:
+                self._last_at = time.monotonic()
         for upload in batch:  # staged copies go only once the commit that holds them succeeded
             if upload.host == self._host:
                 for path in upload.local_paths:

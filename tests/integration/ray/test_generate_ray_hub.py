@@ -102,10 +102,10 @@ def test_ray_parts_share_one_committer_at_a_bounded_rate(
     staging = get_settings().cache_dir / "staging"
     assert not list(staging.rglob("*.parquet")), "staged shards go once the actor's commit holds them"
 
-    # A rerun finds every part complete in the repo: nothing rendered, nothing committed but the description.
+    # A rerun finds every part complete in the repo: nothing rendered, nothing committed.
     again = generate.run(cfg).datasets[0]
     assert all(part.splits["train"].shards_written == 0 for part in again.parts)
-    assert hub_user.server.commit_count(repo_id) <= commits + 1
+    assert hub_user.server.commit_count(repo_id) == commits and again.commits == 0, "an unchanged repo: no commit"
 
 
 def test_a_refused_commit_in_the_actor_stops_the_run_with_one_line(
