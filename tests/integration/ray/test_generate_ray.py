@@ -3,8 +3,12 @@ part, a worker killed mid-task retried without losing or doubling a row, errors 
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections import Counter
@@ -153,3 +157,53 @@ def test_a_part_that_fails_is_named_in_one_line(
         generate.run(cfg)
     assert bad.value.message.startswith("part ") and "line 13 is not valid JSON" in bad.value.message
     assert "\n" not in bad.value.message
+
+
+def _free_of_holders(folder: Path, parts: int, within_s: float) -> bool:
+    """True once no process holds any part's lock of `folder` (the tasks of a killed driver end on their own)."""
+    deadline = time.monotonic() + within_s
+    while time.monotonic() < deadline:
+        try:
+            with processes.output_locks([folder], 0, parts), processes.output_locks([folder], 1, parts):
+                return True
+        except OutputError:
+            time.sleep(0.2)
+    return False
+
+
+def test_the_cli_starts_ray_on_loopback_and_a_rerun_after_a_killed_driver_finishes_the_rest(
+    make_jsonl: Callable[..., Path], article: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    path = make_jsonl([article(n, words=150) for n in range(240)])
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "deepsynth_cli", "generate", str(path), "--out", str(out), "--executor", "ray",
+            "--num-shards", "2", "--rows-per-shard", "10", "--page-size", "256", "--font-size", "11"]  # fmt: skip
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    env.pop("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", None)  # the CLI keeps its own Ray on loopback by itself
+    log = tmp_path / "driver.log"
+    with log.open("w") as sink:
+        driver = subprocess.Popen(args, stdout=sink, stderr=subprocess.STDOUT, env=env)
+    data = out / "corpus" / "data"
+    deadline = time.monotonic() + 120
+    while not list(data.glob("*.parquet")) and time.monotonic() < deadline:
+        assert driver.poll() is None, log.read_text()
+        time.sleep(0.05)
+    assert list(data.glob("*.parquet")), "no shard in time"
+    tree = [psutil.Process(driver.pid), *psutil.Process(driver.pid).children(recursive=True)]
+    listening = []
+    for process in tree:
+        with contextlib.suppress(psutil.Error):
+            listening += [c.laddr.ip for c in process.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+    assert listening and set(listening) <= LOOPBACK, listening
+    driver.kill()  # SIGKILL: no cleanup, no manifest
+    driver.wait(timeout=30)
+    assert not (out / "corpus" / "manifest.json").exists()  # the driver writes it once, at the end
+    assert _free_of_holders(out / "corpus", 2, within_s=120), "the killed driver's tasks still hold their parts"
+    before = len(list(data.glob("*.parquet")))
+
+    rerun = subprocess.run([*args, "--json"], capture_output=True, text=True, env=env, timeout=300)
+    assert rerun.returncode == 0, rerun.stderr
+    written = sum(part["shards_written"] for part in json.loads(rerun.stdout)["datasets"][0]["parts"])
+    assert written == 24 - before  # only what was missing
+    assert json.loads((out / "corpus" / "manifest.json").read_text())["splits"]["train"]["rows"] == 240
+    assert _ids(out / "corpus") == Counter(f"doc-{n:05d}" for n in range(240))

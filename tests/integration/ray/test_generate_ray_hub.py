@@ -168,3 +168,27 @@ def test_a_worker_killed_after_its_preupload_is_retried_and_every_row_lands_once
     assert Counter(loaded["source_id"]) == Counter(f"doc-{n:05d}" for n in range(docs)), "every row exactly once"
     manifest = json.loads(hub_user.server.read_file(repo_id, rendered.MANIFEST_FILE))
     assert manifest["splits"]["train"]["rows"] == docs and manifest["parts_present"] == [0, 1]
+
+
+def test_ray_parts_upload_to_one_repo_that_loads_whole(
+    hub_ray: Any,
+    hub_user: HubEnv,
+    generate_cfg: Callable[..., GenerateConfig],
+    make_jsonl: Callable[..., Path],
+    article: Callable[..., dict[str, Any]],
+) -> None:
+    """The default rate (60 commits an hour): one commit as soon as 2 shards wait, the rest in the last one."""
+    path = make_jsonl([article(n) for n in range(20)])
+    quick = HubConfig(backoff_s=0.01, attempts=3, commit_every=2, commit_interval_s=30, timeout_s=10)
+    cfg = generate_cfg([str(path)], executor="ray", num_shards=2, rows_per_shard=3, hub=quick, out=None)
+    report = generate.run(cfg).datasets[0]
+
+    repo_id = f"{hub_user.server.user}/deepsynth-corpus"
+    files = hub_user.server.list_files(repo_id)
+    assert {"deepsynth/part-00000-of-00002.json", "deepsynth/part-00001-of-00002.json", "manifest.json"} <= set(files)
+    assert len([name for name in files if name.startswith("data/")]) == 2 * 4  # 10 rows a part, 3 per shard
+    # 8 shards at 2 per commit would be 4 commits per repo plus a description each; the committer's gap (60 s)
+    # leaves one commit during the run and the last one, with the description.
+    assert report.commits == hub_user.server.commit_count(repo_id) <= 2
+    loaded = datasets.load_dataset(repo_id, split="train")
+    assert sorted(loaded["source_id"]) == [f"doc-{n:05d}" for n in range(20)]
