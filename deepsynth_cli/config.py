@@ -41,10 +41,14 @@ class RenderConfig(_Strict):
 
 
 class HubConfig(_Strict):
-    """How shards travel to the Hub: a few per commit (the Hub rate-limits commits), retried with backoff."""
+    """How shards travel to the Hub: pre-uploaded by each part, committed in batches at a bounded rate (the Hub
+    rate-limits commits per repo), retried with backoff."""
 
-    commit_every: int = Field(8, ge=1, le=1000, description="shards per commit")
+    commit_every: int = Field(8, ge=1, le=1000, description="commit when this many shards wait")
     commit_interval_s: float = Field(120.0, ge=0, description="commit what is ready at least this often")
+    max_commits_per_hour: float = Field(
+        60.0, gt=0, le=3600, description="at most this many commits an hour (the Hub allows 128 per repo)"
+    )
     attempts: int = Field(6, ge=1, le=50, description="tries per commit on transient errors")
     backoff_s: float = Field(2.0, ge=0, le=600, description="first retry delay, doubled each time")
     timeout_s: float = Field(120.0, gt=0, le=3600, description="give up on a stalled network operation after this")

@@ -7,8 +7,9 @@ Layout of a dataset repo (the same as a local dataset folder, so either can be p
     rendered.MANIFEST_FILE                                        summary of every part
     README.md                                                     dataset card
 
-A machine only ever writes its own shards and its own part file, in the same commit, so the part file always
-describes exactly the shards that are in the repo, and machines that split the work never collide. The token
+A part's shards and its part file always land in the same commit, so the part file describes exactly the shards
+that are in the repo, and parts that split the work never collide. How shards travel (pre-upload by each part, one
+committer at a bounded commit rate) is in `hub_commits.py`. The token
 comes from `deepsynth_cli.credentials` and is handed to the client; it never reaches a message, a file or a log
 line.
 """
@@ -16,8 +17,6 @@ line.
 from __future__ import annotations
 
 import json
-import queue
-import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -180,129 +179,6 @@ def read_parts(api: Any, repo_id: str) -> dict[str, dict[str, ShardMeta]]:
         raw = json.loads(Path(local).read_text(encoding="utf-8"))
         parts[path] = {name: ShardMeta(**meta) for name, meta in raw["shards"].items()}
     return parts
-
-
-class ShardUploader:
-    """Uploads finished shards in the background, a few per commit, while rendering goes on.
-
-    `submit` never blocks on the network. A commit carries its shards and this part's updated part file, so a
-    kill between commits leaves the repo consistent; the shards of a failed commit stay on disk for the rerun.
-    Staged copies (no `--out`) are deleted only after the commit that holds them succeeded.
-    """
-
-    def __init__(
-        self,
-        api: Any,
-        target: HubTarget,
-        part: int,
-        parts: int,
-        committed: dict[str, ShardMeta],
-        *,
-        delete_after_upload: bool,
-        commit_every: int,
-        commit_interval_s: float,
-        retry: Retry,
-    ) -> None:
-        self.api = api
-        self.target = target
-        self.part, self.parts = part, parts
-        self.committed = dict(committed)  # this part's shards already in the repo
-        self.delete_after_upload = delete_after_upload
-        self.commit_every = commit_every
-        self.commit_interval_s = commit_interval_s
-        self.retry = retry
-        self.commits = 0
-        self.bytes_uploaded = 0
-        self._queue: queue.Queue[tuple[Path, ShardMeta] | None] = queue.Queue()  # None: flush and stop
-        self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._run, name="deepsynth-upload", daemon=True)
-        self._thread.start()
-
-    def submit(self, path: Path, meta: ShardMeta) -> None:
-        self._raise_if_failed()
-        self._queue.put((path, meta))
-
-    def close(self) -> None:
-        """Upload everything submitted so far; raise HubError if that failed."""
-        self._queue.put(None)
-        self._thread.join()
-        self._raise_if_failed()
-
-    def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            if isinstance(error, HubError):
-                raise error
-            raise explain(error, self.target.repo_id, "uploading shards to") from error
-
-    def _run(self) -> None:
-        batch: list[tuple[Path, ShardMeta]] = []
-        first_at = 0.0
-        while True:
-            timeout = None if not batch else max(0.0, first_at + self.commit_interval_s - time.monotonic())
-            try:
-                item = self._queue.get(timeout=timeout)
-            except queue.Empty:  # the interval elapsed: commit what there is
-                if not self._commit(batch):
-                    return
-                batch = []
-                continue
-            if item is None:
-                if batch:
-                    self._commit(batch)
-                return
-            if not batch:
-                first_at = time.monotonic()
-            batch.append(item)
-            if len(batch) >= self.commit_every:
-                if not self._commit(batch):
-                    return
-                batch = []
-
-    def _commit(self, batch: list[tuple[Path, ShardMeta]]) -> bool:
-        from huggingface_hub import CommitOperationAdd
-
-        state = dict(self.committed)
-        state.update({path.name: meta for path, meta in batch})
-        operations = [CommitOperationAdd(shard_path_in_repo(path.name), str(path)) for path, _ in batch]
-        operations.append(CommitOperationAdd(part_file(self.part, self.parts), _part_json(state)))
-        names = ", ".join(path.name for path, _ in batch)
-        try:
-            self.retry.run(
-                lambda: self.api.create_commit(
-                    self.target.repo_id,
-                    operations,
-                    commit_message=f"deepsynth: add {len(batch)} shard(s) of part {self.part}/{self.parts}",
-                    repo_type="dataset",
-                )
-            )
-        except BaseException as error:  # kept for the main thread: it decides how to report
-            self._error = error
-            return False
-        self.committed = state
-        self.commits += 1
-        self.bytes_uploaded += sum(path.stat().st_size for path, _ in batch)
-        if self.delete_after_upload:
-            for path, _ in batch:
-                path.unlink(missing_ok=True)
-        self.retry.notify(f"Hub: committed {names} to {self.target.repo_id}")
-        return True
-
-
-def _part_json(shards: dict[str, ShardMeta]) -> bytes:
-    payload = {"shards": {name: json.loads(meta.to_json()) for name, meta in sorted(shards.items())}}
-    return (json.dumps(payload, indent=1, sort_keys=True) + "\n").encode()
-
-
-def upload_files(api: Any, target: HubTarget, files: dict[str, bytes], message: str, retry: Retry) -> None:
-    """Commit small files (card, manifest) in one commit, with retries."""
-    from huggingface_hub import CommitOperationAdd
-
-    operations = [CommitOperationAdd(path, content) for path, content in files.items()]
-    try:
-        retry.run(lambda: api.create_commit(target.repo_id, operations, commit_message=message, repo_type="dataset"))
-    except Exception as error:
-        raise explain(error, target.repo_id, "writing the dataset card of") from error
 
 
 def create_repo(api: Any, target: HubTarget, retry: Retry) -> None:

@@ -7,7 +7,8 @@ A run is a few short steps per dataset:
 Rendering a part (`--shard-index I` of `--num-shards N`) is `generate_part.run_part`; it runs here, in this
 process with `--num-workers` render processes (`--executor local`), or every part runs as a Ray task
 (`--executor ray`, `generate_ray.py`) into the same folder. Either way each part writes exactly the same shards,
-and the manifest and card are written once, by this process, from every shard's footer.
+and the manifest and card are written once, by this process, from every shard's footer. With the Hub as the
+store, parts pre-upload their shards and this process owns the one committer of the repo (`generate_store`).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 from deepsynth_cli import __version__, hints, processes
 from deepsynth_cli.config import GenerateConfig
 from deepsynth_cli.credentials import describe_token
-from deepsynth_cli.data import hub, rendered, shards
+from deepsynth_cli.data import hub, hub_commits, rendered, shards
 from deepsynth_cli.data.holdout import Holdout
 from deepsynth_cli.data.render import PageRenderer
 from deepsynth_cli.data.shards import ShardMeta
@@ -174,27 +175,36 @@ def _generate_dataset(
     emit(Notice(f"{source.name}: {store.describe()}"))
     fp = fingerprint(cfg, source)
     state = _check_store(source, cfg, store, fp, emit)
-    job = PartJob(source, cfg, store, fp, cfg.splits or source.splits())
-    _check_split_names(source.name, job.splits)
+    splits = cfg.splits or source.splits()
+    _check_split_names(source.name, splits)
+    # One committer for every part of the repo: parts pre-upload their shards and hand them over, so the commit
+    # rate is the committer's (hub.max_commits_per_hour), whatever the number of parts.
+    committer = None if state.session is None else generate_store.start_committer(state.session, store, cfg, emit)
+    job = PartJob(source, cfg, store, fp, splits, None if committer is None else committer.sink)
 
     report = DatasetReport(dataset=source.name, location=store.location())
-    parts = executor.run_parts(job, state, emit)
-    for part in parts:
-        report.add_part(part)
-    if cfg.executor == "ray":
-        report.parts = parts
-    if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
-        # The first --max-samples rows lie in the parts whose ranges hold them: one other part has none to render.
-        alone = cfg.executor == "local" and cfg.num_shards > 1 and cfg.max_samples is not None
-        if not alone or any(split.skipped for split in report.splits.values()):
-            raise nothing
-        emit(
-            Notice(
-                f"{source.name}: part {cfg.shard_index} of {cfg.num_shards} holds none of the first "
-                f"{cfg.max_samples} rows of any split, nothing to do"
+    try:
+        parts = executor.run_parts(job, state, emit)
+        for part in parts:
+            report.add_part(part)
+        if cfg.executor == "ray":
+            report.parts = parts
+        if (nothing := hints.nothing_rendered(source.name, report.splits)) is not None:
+            # The first --max-samples rows lie in the parts whose ranges hold them: one other part has none to
+            # render.
+            alone = cfg.executor == "local" and cfg.num_shards > 1 and cfg.max_samples is not None
+            if not alone or any(split.skipped for split in report.splits.values()):
+                raise nothing
+            emit(
+                Notice(
+                    f"{source.name}: part {cfg.shard_index} of {cfg.num_shards} holds none of the first "
+                    f"{cfg.max_samples} rows of any split, nothing to do"
+                )
             )
-        )
-    report.commits += _describe(source, cfg, store, fp, state, parts)
+        report.commits += _describe(source, cfg, store, fp, committer)
+    finally:
+        if committer is not None:
+            committer.close()  # a failed run still commits what its parts handed over; no-op after _describe
     report.seconds = time.perf_counter() - started
     return report
 
@@ -220,21 +230,18 @@ def _check_split_names(dataset: str, split_names: list[str]) -> None:
 
 
 def _describe(
-    source: Source, cfg: GenerateConfig, store: Store, fp: str, state: FolderState, parts: list[PartReport]
+    source: Source, cfg: GenerateConfig, store: Store, fp: str, committer: hub_commits.Committer | None
 ) -> int:
     """Write the manifest and card from every shard's footer: into the folder (unless it only stages uploads),
-    and into the Hub repo. Returns the commits this made."""
+    and into the Hub repo, once, with the committer's last commit. Returns the commits made for the repo."""
     folder = store.folder
     if store.target is None or not store.staging:
         folder.mkdir(parents=True, exist_ok=True)
         manifest = build_manifest(shards.scan(folder).values(), cfg, source, fp)
         rendered.write_dataset_files(folder, manifest)
-    if state.session is None:
+    if committer is None:
         return 0
-    committed = {hub.part_file(part.part, part.parts): part.committed for part in parts}
-    return generate_store.describe_repo(
-        state.session, committed, lambda metas: build_manifest(metas, cfg, source, fp), source.name
-    )
+    return generate_store.describe_repo(committer, manifest_header(cfg, source, fp), cfg.render.page_size)
 
 
 def fingerprint(cfg: GenerateConfig, source: Source) -> str:
@@ -307,7 +314,12 @@ def _source_label(source: Source) -> dict[str, Any]:
 
 def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
     """Summarise shards (every part, every split) into the manifest of a dataset folder or repo."""
-    header = {
+    return rendered.build_manifest(metas, manifest_header(cfg, source, fp), cfg.render.page_size)
+
+
+def manifest_header(cfg: GenerateConfig, source: Source, fp: str) -> dict[str, Any]:
+    """What the manifest says besides the shards: generator, source, settings."""
+    return {
         "generator": f"deepsynth {__version__}",
         "dataset": source.name,
         "source": _source_label(source),
@@ -319,7 +331,6 @@ def build_manifest(metas: Iterable[ShardMeta], cfg: GenerateConfig, source: Sour
         "num_shards": cfg.num_shards,
         "holdout": _holdout(cfg),  # validation and test carved out of the train rows, by a hash of each text
     }
-    return rendered.build_manifest(metas, header, cfg.render.page_size)
 
 
 def _preview(source: Source, cfg: GenerateConfig, target: Path, renderer: PageRenderer, notes: list[str]) -> list[Path]:

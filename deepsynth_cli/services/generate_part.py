@@ -25,7 +25,7 @@ from typing import Any
 
 from deepsynth_cli import hints
 from deepsynth_cli.config import GenerateConfig
-from deepsynth_cli.data import hub, rendered, shards
+from deepsynth_cli.data import hub, hub_commits, rendered, shards
 from deepsynth_cli.data.lengths import word_count
 from deepsynth_cli.data.shards import ShardMeta, ShardWriter
 from deepsynth_cli.data.sources import UNDETERMINED_LANGUAGE, Document, Source, SourcePart
@@ -132,10 +132,11 @@ class PartJob:
     store: Store
     fingerprint: str
     splits: list[str]  # source split names, in order
+    sink: hub_commits.CommitSink | None = None  # where the part hands its pre-uploaded shards (Hub store only)
 
     def for_part(self, part: int) -> PartJob:
         return PartJob(self.source, self.cfg.model_copy(update={"shard_index": part}), self.store, self.fingerprint,
-                       self.splits)  # fmt: skip
+                       self.splits, self.sink)  # fmt: skip
 
 
 @dataclass
@@ -173,7 +174,8 @@ def run_part(
 
     uploader = None
     if session is not None:
-        uploader = generate_store.start_uploader(session, store, cfg, remote, local, emit, source.name)
+        assert job.sink is not None, "with the Hub as the store, the run's committer comes with the job"
+        uploader = generate_store.start_uploader(session, store, cfg, remote, local, emit, source.name, job.sink)
     report = PartReport(part=part, parts=cfg.num_shards)
     try:
         for split in job.splits:
@@ -185,10 +187,10 @@ def run_part(
                 emit(Notice(beyond))
     finally:
         if uploader is not None:
-            uploader.close()  # uploads what is finished even when rendering failed; raises HubError on failure
-    if uploader is not None:
-        report.committed = uploader.committed
-        report.uploaded_bytes, report.commits = uploader.bytes_uploaded, uploader.commits
+            uploader.close()  # hands over what is finished even when rendering failed; raises HubError on failure
+    if uploader is not None:  # the commits are the committer's, counted once for the dataset
+        report.committed = uploader.accounting
+        report.uploaded_bytes = uploader.bytes_uploaded
     report.seconds = time.perf_counter() - started
     return report
 
@@ -200,7 +202,7 @@ def _render_split_of_part(
     pool: RenderPool,
     window: int,
     emit: EventSink,
-    uploader: hub.ShardUploader | None,
+    uploader: hub_commits.ShardUploader | None,
 ) -> SplitReport:
     source, name = job.source, output_split(split)
     if split_done(chunks, job.cfg, part_documents(source, split, job.cfg)):

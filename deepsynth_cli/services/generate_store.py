@@ -2,8 +2,9 @@
 
 The steps of the Hub side, each one small function so that the Hub wiring has one place: `plan_store` (decide
 before any work), `open_hub` (client, retries, the repo), `read_remote` (what the repo holds per part),
-`start_uploader` (one part's shards go up while it renders), `describe_repo` (manifest and card, once, for
-every part). The upload machinery itself is `data/hub.py`.
+`start_committer` (the run's one committer of the repo, here or a Ray actor), `start_uploader` (one part's
+shards are pre-uploaded while it renders and handed to that committer), `describe_repo` (manifest and card,
+once, for every part, in the last commit). The machinery itself is `data/hub.py` and `data/hub_commits.py`.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from typing import Any
 
 from deepsynth_cli.config import GenerateConfig
 from deepsynth_cli.credentials import hub_namespace, hub_token, is_offline, require_online
-from deepsynth_cli.data import hub, rendered, shards
+from deepsynth_cli.data import hub, hub_commits, rendered, shards
 from deepsynth_cli.data.hub import HubTarget
 from deepsynth_cli.data.shards import ShardMeta
 from deepsynth_cli.data.sources import Source
@@ -111,15 +112,16 @@ def start_uploader(
     local: dict[str, ShardMeta],
     emit: EventSink,
     name: str,
-) -> hub.ShardUploader:
-    """The uploader of this part (`cfg.shard_index`), with the shards an earlier run finished but did not send
-    already queued. Staged ones the repo already holds (a run killed between its commit and the deletion) go."""
+    sink: hub_commits.CommitSink,
+) -> hub_commits.ShardUploader:
+    """The uploader of this part (`cfg.shard_index`): it pre-uploads the part's shards as they finish and hands
+    them to `sink`, the run's one committer. Shards an earlier run finished but did not send are queued first;
+    staged ones the repo already holds (a run killed between its commit and the deletion) go."""
     folder = store.folder
     mine = hub.metas_of_part(remote, cfg.shard_index, cfg.num_shards)
-    uploader = hub.ShardUploader(
-        session.api, session.target, cfg.shard_index, cfg.num_shards, mine,
-        delete_after_upload=store.staging, commit_every=cfg.hub.commit_every,
-        commit_interval_s=cfg.hub.commit_interval_s, retry=session.retry,
+    uploader = hub_commits.ShardUploader(
+        session.api, session.target, cfg.shard_index, cfg.num_shards, mine, sink=sink, retry=session.retry,
+        delete_after_commit=store.staging, batch=cfg.hub.commit_every,
     )  # fmt: skip
     cleared = 0
     for shard, meta in sorted(local.items()):
@@ -135,29 +137,29 @@ def start_uploader(
     return uploader
 
 
-def describe_repo(
-    session: HubSession,
-    committed: dict[str, dict[str, ShardMeta]],
-    manifest_of: Any,
-    name: str,
-) -> int:
-    """Write the manifest and the card for every part in the repo; returns the commits made.
+def start_committer(session: HubSession, store: Store, cfg: GenerateConfig, emit: EventSink) -> hub_commits.Committer:
+    """The one committer of this dataset's repo, for every part of the run: in this process, or a Ray actor
+    with `--executor ray` (the parts' tasks then hand over to it from any machine)."""
+    if cfg.executor == "ray":
+        notify = session.retry.notify
+        return hub_commits.RayCommitter.start(store.token, session.target, cfg.hub, notify)
+    return hub_commits.HubCommitter.from_config(session.api, session.target, cfg.hub, session.retry)
 
-    `committed` is what this run knows it committed (part file -> shards), laid over what the repo says;
-    `manifest_of(metas)` builds the manifest. Machines splitting the work finish in any order; each one
-    describes what it sees. Reading the parts again after the upload catches a machine that committed
-    meanwhile, so the last description covers everything.
-    """
-    described: dict[str, dict[str, ShardMeta]] | None = None
-    commits = 0
-    for _ in range(3):
-        remote = read_remote(session)
-        remote.update(committed)
-        if remote == described:
-            break
-        manifest = manifest_of([meta for _, meta in hub.all_metas_named(remote)])
-        files = rendered.dataset_files(manifest)
-        message = f"deepsynth: describe {name} ({len(remote)} part(s))"
-        hub.upload_files(session.api, session.target, files, message, session.retry)
-        described, commits = remote, commits + 1
-    return commits
+
+def describe_repo(committer: hub_commits.Committer, header: dict[str, Any], page_size: int) -> int:
+    """Close `committer` with the manifest and the card of every part in the repo, written once, in the commit
+    that carries the last shards (see `HubCommitter.close`). Returns the commits the committer made."""
+    committer.close(Description(header, page_size))
+    return committer.commits
+
+
+@dataclass(frozen=True)
+class Description:
+    """Every part's shards -> manifest and card. Plain data, so it pickles to a committer in a Ray actor."""
+
+    header: dict[str, Any]
+    page_size: int
+
+    def __call__(self, parts: dict[str, dict[str, ShardMeta]]) -> dict[str, bytes]:
+        metas = [meta for _, meta in hub.all_metas_named(parts)]
+        return rendered.dataset_files(rendered.build_manifest(metas, self.header, self.page_size))
