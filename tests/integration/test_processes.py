@@ -145,7 +145,8 @@ def test_a_second_run_on_the_same_folder_is_refused_and_names_the_holder(
     finally:
         first.process.send_signal(signal.SIGINT)
         code, stderr = first.finish(timeout=60)
-    assert code == 130, stderr
+    # 0 or -2: on a loaded machine the first run may finish before the interrupt, or get it while it exits.
+    assert code in (130, 0, -signal.SIGINT), stderr
 
     # The lock went with the first run: the same command now finishes the job.
     code, stderr = Run(path, out).finish(timeout=300)
