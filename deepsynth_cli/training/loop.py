@@ -29,6 +29,7 @@ import gc
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -846,21 +847,61 @@ def save_weights(run: _Run, folder: Path, weights: dict[str, Any] | None, *, fin
     """
     cfg, unwrapped = run.cfg, run.unwrapped
     folder.mkdir(parents=True, exist_ok=True)
+    # The final model in the preset's dtype (how it is loaded for inference: bf16 for the real preset, half the
+    # size of the float32 masters); checkpoints keep the masters, so a resume continues exactly.
+    dtype = cfg.model.dtype if final else None
     if cfg.lora is not None and final:
         merged = _merged_lora(cfg, unwrapped, weights if _is_fsdp(run.accelerator) else None)
-        merged.save_pretrained(folder)
+        save_pretrained_as(merged, folder, None, dtype)
     elif cfg.lora is not None:
         unwrapped.save_pretrained(folder, state_dict=weights)  # peft keeps the adapter's entries
         in_full = set(trained_base(unwrapped))
         base = {k: v.contiguous() for k, v in (weights or trained_base(unwrapped)).items() if k in in_full}
         save_file(base, str(folder / TRAINED_BASE_FILE))
     else:
-        unwrapped.save_pretrained(folder, state_dict=weights)
+        save_pretrained_as(unwrapped, folder, weights, dtype)
     run.processor.save_pretrained(folder)
     run.info.save(folder)
     if run.render is not None:  # `serve` and `eval` render text exactly as the training pages were
         save_render_config(folder, run.render)
     save_model_limits(folder, run.limits(run.progress.target_lengths))  # `eval` and `serve` default to these
+
+
+def save_pretrained_as(model: Any, folder: Path, weights: dict[str, Any] | None, dtype: str | None) -> None:
+    """`model.save_pretrained(folder)` with its floating-point tensors written in `dtype` ("bfloat16", ...; None:
+    as they are) and config.json saying so.
+
+    The cast is of copies, made on the CPU: the model's own weights (the float32 masters of a run that may go on)
+    are untouched. Tensors that share storage (tied weights) share their copy, so transformers still sees the tie.
+    What the model class keeps in float32 whatever it is loaded in (`_keep_in_fp32_modules_strict`: the MoE
+    routers' `gate.weight`) is written in float32, so reloading gives back exactly what was saved.
+    `weights`: a gathered full state dict (FSDP / DeepSpeed) instead of the module's own.
+    """
+    state = weights if weights is not None else model.state_dict()
+    target = getattr(torch, dtype) if dtype is not None else None
+    if target is None or all(not t.is_floating_point() or t.dtype == target for t in state.values()):
+        model.save_pretrained(folder, state_dict=weights)
+        return
+    kept = sorted(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
+    in_float32 = re.compile("|".join(rf"(^|\.){re.escape(module)}($|\.)" for module in kept)) if kept else None
+    copies: dict[tuple[int, int, tuple[int, ...]], torch.Tensor] = {}
+
+    def cast(name: str, tensor: torch.Tensor) -> torch.Tensor:
+        if not tensor.is_floating_point() or (in_float32 is not None and in_float32.search(name)):
+            return tensor
+        key = (tensor.untyped_storage().data_ptr(), int(tensor.storage_offset()), tuple(tensor.shape))
+        if key not in copies:
+            copies[key] = tensor.detach().to(device="cpu", dtype=target)
+        return copies[key]
+
+    model.save_pretrained(folder, state_dict={name: cast(name, tensor) for name, tensor in state.items()})
+    # save_pretrained records the dtype of the module's parameters (the float32 masters): say what was written.
+    recorded = model.config.dtype
+    model.config.dtype = dtype
+    try:
+        model.config.save_pretrained(folder)
+    finally:
+        model.config.dtype = recorded
 
 
 def save_checkpoint(run: _Run, step: int) -> Path:
