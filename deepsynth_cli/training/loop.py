@@ -46,7 +46,7 @@ from deepsynth_cli.data.store import DatasetLocation, resolve_dataset
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.inference.options import GenerationOptions
 from deepsynth_cli.inference.summarizer import ModelLimits, save_model_limits, save_render_config
-from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation
+from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation, pixel_dtype
 from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model
 from deepsynth_cli.settings import Settings
 from deepsynth_cli.training import checkpoint as ckpt
@@ -479,7 +479,7 @@ def evaluate(
     from deepsynth_cli.evaluation.rouge import score
 
     model.eval()
-    dtype = _pixel_dtype(model)
+    dtype = pixel_dtype(model)
     loss_sum, tokens = 0.0, 0
     for chunk in _chunks(rows, cfg.optim.batch_size):
         batch = batcher(chunk).to(device, dtype=dtype)
@@ -529,12 +529,6 @@ def _merged_lora(cfg: TrainConfig, peft_model: Any, fsdp_weights: dict[str, Any]
     fresh = add_lora(fresh, cfg.lora, experts=cfg.routed_experts == "lora")
     fresh.load_state_dict(fsdp_weights)
     return fresh.merge_and_unload()
-
-
-def _pixel_dtype(model: Any) -> torch.dtype:
-    # The vision tower does not cast its input: pixels go in the dtype of its weights.
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return next(base.model.vision_tower.parameters()).dtype  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -746,7 +740,7 @@ def setup(cfg: TrainConfig, emit: EventSink, settings: Settings) -> _Run:
 def train_steps(run: _Run) -> None:
     """Optimiser steps up to max_steps: log, evaluate, checkpoint, maybe stop early."""
     cfg, progress, accelerator = run.cfg, run.progress, run.accelerator
-    pixel_dtype = _pixel_dtype(run.unwrapped)
+    pixels = pixel_dtype(run.unwrapped)
     autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(run.precision.autocast or "")
     rows_per_step = cfg.optim.batch_size * cfg.optim.grad_accum_steps * run.processes
     rank = accelerator.process_index
@@ -770,7 +764,7 @@ def train_steps(run: _Run) -> None:
             scheduler=run.scheduler,
             trainable=run.trainable,
             max_grad_norm=cfg.optim.max_grad_norm,
-            pixel_dtype=pixel_dtype,
+            pixel_dtype=pixels,
             router=run.router,
             router_aux_loss_coef=cfg.optim.router_aux_loss_coef,
             autocast=autocast,
@@ -821,6 +815,7 @@ def _evaluate_now(run: _Run, step: int, autocast: torch.dtype | None) -> bool:
     seen = run.limits(_add_histograms(run._lengths_before, lengths)).max_new_tokens
     with run.router.paused(), _autocast(run.accelerator.device, autocast):
         val_loss, rouge = evaluate(run.unwrapped, run.batcher, run.validation, cfg, run.accelerator.device, seen)
+        ablation = pixel_ablation(run, cfg.eval.max_new_tokens or seen) if cfg.eval.ablation else []
     value = val_loss if cfg.eval.metric == "loss" else rouge
     improved = False
     if value is not None:
@@ -830,11 +825,58 @@ def _evaluate_now(run: _Run, step: int, autocast: torch.dtype | None) -> bool:
             progress.evals_without_improvement = 0
         else:
             progress.evals_without_improvement += 1
-    progress.evaluations.append({"step": step, "loss": val_loss, "rougeL": rouge})
-    run.say(Evaluated(step, val_loss, rouge, improved))
+    progress.evaluations.append({"step": step, "loss": val_loss, "rougeL": rouge, "ablation": ablation})
+    run.say(Evaluated(step, val_loss, rouge, improved, ablation))
     if cfg.report_to:
-        run.accelerator.log(_defined("eval/", {"loss": val_loss, "rougeL": rouge}), step=step)
+        scalars: dict[str, float | None] = {"loss": val_loss, "rougeL": rouge}
+        for found in ablation:
+            where = f"{found['language']}/" if len(ablation) > 1 else ""
+            for condition, metrics in found["conditions"].items():
+                for metric, interval in metrics.items():
+                    scalars[f"pages/{where}{metric}_{condition}"] = interval["mean"]
+        run.accelerator.log(_defined("eval/", scalars), step=step)
     return improved
+
+
+def pixel_ablation(run: _Run, max_new_tokens: int) -> list[dict[str, Any]]:
+    """`evaluation/ablation.ablate` on the validation sample, per language: the loss (and ROUGE-L of the first
+    eval.generate_rows) on own pages, another row's pages and blank pages; `reads` says whether own pages win.
+    A language with fewer than 2 rows has no other row to swap with and is left out."""
+    from deepsynth_cli.evaluation.ablation import ablate
+    from deepsynth_cli.inference.summarizer import Summarizer
+
+    cfg, model = run.cfg, run.unwrapped
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA: adapters stay active
+    summarizer = Summarizer(
+        base,
+        run.processor,
+        run.info,
+        run.render or RenderConfig(),
+        "training",
+        run.accelerator.device,
+        max_pages=cfg.batching.max_pages,
+        max_new_tokens=max_new_tokens,
+    )
+    groups: dict[str, list[Row]] = {}
+    for row in run.validation:
+        groups.setdefault(str(row.get("language") or "en"), []).append(row)
+    found: list[dict[str, Any]] = []
+    model.eval()
+    try:
+        for language, rows in groups.items():
+            if len(rows) < 2:
+                continue
+            result = ablate(
+                summarizer,
+                rows,
+                language=language,
+                batch_size=cfg.optim.batch_size,
+                generate_rows=cfg.eval.generate_rows,
+            )
+            found.append({"language": language, **result})
+    finally:
+        train_mode(model)
+    return found
 
 
 def save_weights(run: _Run, folder: Path, weights: dict[str, Any] | None, *, final: bool) -> None:

@@ -215,10 +215,12 @@ def test_evaluation_keeps_the_best_checkpoint_and_can_stop_early(aclsum_data: Pa
         "eval.generate_rows": 1,
         "eval.max_new_tokens": 4,
         "eval.patience": 1,
+        "eval.ablation": False,
     }
     report = train.run(tiny_cfg(aclsum_data, tmp_path / "run", **overrides), events)
     evaluations = events.of(Evaluated)
     assert evaluations and evaluations[0].improved and evaluations[0].loss is not None
+    assert all(event.ablation == [] for event in evaluations)  # asked off
     assert all(0.0 <= (event.rouge_l or 0.0) <= 1.0 for event in evaluations)
     best = min(report.evaluations, key=lambda item: item["loss"])
     assert report.best_checkpoint == tmp_path / "run" / f"step-{best['step']:06d}"
@@ -234,6 +236,12 @@ def test_evaluation_is_on_by_default_and_runs_after_the_last_step(aclsum_data: P
     assert cfg.eval.enabled and cfg.eval.every == 200
     report = train.run(cfg.model_copy(update={"output_dir": tmp_path / "run"}), events)
     assert [event.step for event in events.of(Evaluated)] == [3]  # every 200 steps, and after the last one
+    # With the pixel ablation (on by default): losses on own, another row's and blank pages; no ROUGE-L here.
+    (found,) = events.of(Evaluated)[0].ablation
+    assert found["rows"] == 2 and found["generated_rows"] == 0 and isinstance(found["reads"], bool)
+    assert set(found["conditions"]) == {"own", "other", "blank"}
+    assert all(set(scores) == {"loss"} and scores["loss"]["mean"] > 0 for scores in found["conditions"].values())
+    assert report.evaluations[0]["ablation"] == [found]
     assert report.best_checkpoint == tmp_path / "run" / "step-000003" and report.best_checkpoint.is_dir()
 
     only_end = train.run(tiny_cfg(aclsum_data, tmp_path / "end", **{**defaults, "eval.enabled": True, "eval.every": 0}))
