@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 CONDITIONS = ("own", "other", "blank")
 ABLATION_SEED = 0
 """Seed of the derangement: the same row gets the same other pages every run."""
+READS_MIN_GAIN = 1e-3
+"""Nats per token that own pages must beat the others by (the whole interval) to count as reading. A model that
+ignores its pages scores the three conditions within float noise of each other (differences of ~1e-6 with every
+row on the same side, which a bare "interval below 0" would call reading); a tiny model that reads single words
+gains 0.005 to 1 (tests/integration/training/test_proof_of_reading.py)."""
 
 
 def derangement(n: int, seed: int = ABLATION_SEED) -> list[int]:
@@ -110,7 +115,7 @@ def ablate(
 ) -> dict[str, Any]:
     """Loss and ROUGE-L of `rows` on own, other and blank pages, with the paired intervals own - other and
     own - blank. Loss is lower-is-better, so a reading model has a negative loss difference and a positive ROUGE
-    one; `reads` is true when both loss intervals lie below 0.
+    one; `reads` is true when both loss intervals lie below -READS_MIN_GAIN.
 
     `generate_rows`: ROUGE-L on the first N rows only (training's evaluation generates for a few; 0: no ROUGE-L,
     losses only); None: all rows."""
@@ -148,7 +153,9 @@ def ablate(
         result["differences"][f"own-{other}"] = {
             metric: _paired(per_row["own"][metric], per_row[other][metric], settings) for metric in metrics
         }
-    result["reads"] = all(result["differences"][key]["loss"]["high"] < 0 for key in ("own-other", "own-blank"))
+    result["reads"] = all(
+        result["differences"][key]["loss"]["high"] < -READS_MIN_GAIN for key in ("own-other", "own-blank")
+    )
     return result
 
 

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepsynth_cli.data.pages import open_page
+from deepsynth_cli.evaluation.ablation import READS_MIN_GAIN
 from deepsynth_cli.evaluation.config import ReportConfig
 from deepsynth_cli.evaluation.language import tokenizer_for
 from deepsynth_cli.evaluation.rouge import METRICS
@@ -57,6 +58,7 @@ def write_report(
         metric_names=METRIC_NAMES,
         settings_json=json.dumps(metrics.get("settings", {}), indent=2, ensure_ascii=False),
         versions=metrics.get("versions", {}),
+        reads_min_gain=READS_MIN_GAIN,
     )
     partial = path.with_name(path.name + ".partial")
     partial.write_text(html, encoding="utf-8")

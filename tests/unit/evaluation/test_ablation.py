@@ -71,8 +71,8 @@ def test_eval_with_the_ablation_writes_it_to_metrics_and_report(news_data: Path,
         assert row is not None and f"{scores['loss']['mean']:.4f}" in row.group(1), condition
     delta = found["differences"]["own-blank"]["loss"]["delta"]
     assert f"{delta:+.4f}" in html
-    verdict = "It reads its pages" if found["reads"] else "No sign that it reads its pages"
-    assert verdict in html
+    assert "No sign that it reads its pages" in html  # untrained: own pages are no better (at most noise)
+    assert found["reads"] is False, found["differences"]
 
     without = service.run(cfg.model_copy(update={"ablation": False, "output": tmp_path / "plain"})).metrics
     assert "ablation" not in without
