@@ -911,7 +911,7 @@ def save_weights(run: _Run, folder: Path, weights: dict[str, Any] | None, *, fin
 
 def save_pretrained_as(model: Any, folder: Path, weights: dict[str, Any] | None, dtype: str | None) -> None:
     """`model.save_pretrained(folder)` with its floating-point tensors written in `dtype` ("bfloat16", ...; None:
-    as they are) and config.json saying so.
+    as they are) where that is narrower than theirs, and config.json saying so.
 
     The cast is of copies, made on the CPU: the model's own weights (the float32 masters of a run that may go on)
     are untouched. Tensors that share storage (tied weights) share their copy, so transformers still sees the tie.
@@ -921,15 +921,25 @@ def save_pretrained_as(model: Any, folder: Path, weights: dict[str, Any] | None,
     """
     state = weights if weights is not None else model.state_dict()
     target = getattr(torch, dtype) if dtype is not None else None
-    if target is None or all(not t.is_floating_point() or t.dtype == target for t in state.values()):
-        model.save_pretrained(folder, state_dict=weights)
-        return
     kept = sorted(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
     in_float32 = re.compile("|".join(rf"(^|\.){re.escape(module)}($|\.)" for module in kept)) if kept else None
+
+    def narrowed(name: str, tensor: torch.Tensor) -> bool:
+        # Only ever narrower: widening (bf16-pure weights into a float32 preset) adds bytes, not precision.
+        return (
+            target is not None
+            and tensor.is_floating_point()
+            and tensor.element_size() > target.itemsize
+            and not (in_float32 is not None and in_float32.search(name))
+        )
+
+    if not any(narrowed(name, tensor) for name, tensor in state.items()):
+        model.save_pretrained(folder, state_dict=weights)
+        return
     copies: dict[tuple[int, int, tuple[int, ...]], torch.Tensor] = {}
 
     def cast(name: str, tensor: torch.Tensor) -> torch.Tensor:
-        if not tensor.is_floating_point() or (in_float32 is not None and in_float32.search(name)):
+        if not narrowed(name, tensor):
             return tensor
         key = (tensor.untyped_storage().data_ptr(), int(tensor.storage_offset()), tuple(tensor.shape))
         if key not in copies:
