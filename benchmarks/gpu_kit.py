@@ -116,7 +116,7 @@ def batches(processor: Any, info: Any, rows: list[dict[str, Any]], count: int, s
 def phase_geometry(args: argparse.Namespace, rows: list[dict[str, Any]], deadline: float) -> dict[str, Any]:
     import torch
 
-    from deepsynth_cli.models.batching import Batcher
+    from deepsynth_cli.models.batching import Batcher, pixel_dtype
 
     started = time.perf_counter()
     model, processor, info, _ = build(args, torch.bfloat16 if args.device.startswith("cuda") else torch.float32)
@@ -124,10 +124,10 @@ def phase_geometry(args: argparse.Namespace, rows: list[dict[str, Any]], deadlin
     batcher = Batcher(processor, info, max_pages=2)
     checks = []
     for pages in (1, 2):
-        inputs = batcher.generation_inputs([{"pages": rows[0]["pages"][:pages]}]).to(args.device).inputs
-        pixel_dtype = next(model.model.vision_tower.parameters()).dtype
+        batch = batcher.generation_inputs([{"pages": rows[0]["pages"][:pages]}])
+        inputs = batch.to(args.device, dtype=pixel_dtype(model)).inputs
         with torch.inference_mode():
-            features = model.get_image_features(pixel_values=inputs["pixel_values"].to(pixel_dtype), return_dict=True)
+            features = model.get_image_features(pixel_values=inputs["pixel_values"], return_dict=True)
         emitted = sum(int(item.shape[0]) for item in features.pooler_output)
         inserted = int((inputs["input_ids"] == processor.image_token_id).sum())
         checks.append({"pages": pages, "processor_tokens": inserted, "model_features": emitted})
@@ -143,7 +143,8 @@ def _steps(model: Any, data: list[Any], precision: str, args: argparse.Namespace
     import torch
     from accelerate import Accelerator
 
-    from deepsynth_cli.training.loop import _pixel_dtype, optimizer_step
+    from deepsynth_cli.models.batching import pixel_dtype
+    from deepsynth_cli.training.loop import optimizer_step
     from deepsynth_cli.training.optim import adamw, warmup_cosine
     from deepsynth_cli.training.trainable import train_mode
 
@@ -154,7 +155,7 @@ def _steps(model: Any, data: list[Any], precision: str, args: argparse.Namespace
     train_mode(model)
     trainable = [p for p in model.parameters() if p.requires_grad]
     before = [p.detach().flatten()[:SAMPLE].clone() for p in trainable]
-    pixel_dtype = _pixel_dtype(accelerator.unwrap_model(model))
+    pixels = pixel_dtype(accelerator.unwrap_model(model))
     losses: list[float] = []
     share = None
     for batch in data:
@@ -168,7 +169,7 @@ def _steps(model: Any, data: list[Any], precision: str, args: argparse.Namespace
             scheduler=scheduler,
             trainable=trainable,
             max_grad_norm=1.0,
-            pixel_dtype=pixel_dtype,
+            pixel_dtype=pixels,
         )
         losses.append(float(result.loss))
         if share is None:
@@ -220,7 +221,7 @@ def _arm(arm: str, args: argparse.Namespace, rows: list[dict[str, Any]]) -> dict
     model, processor, info, cfg = build(args, torch.float32)
     cfg = cfg.model_copy(update={"precision": "bf16"})
     data = batches(processor, info, rows, args.warmup + args.steps, args.batch_size)
-    run = train_step._run_ours if arm == "ours" else train_step._run_trainer
+    run = train_step.run_ours if arm == "ours" else train_step.run_trainer
     seconds, _, losses = run(
         model, data, cfg, SimpleNamespace(warmup=args.warmup, device=args.device, default_malloc=False)
     )
@@ -372,7 +373,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         return {}
     clock = Clock(args.budget_s)
     gpu = torch.cuda.get_device_name(0) if args.device.startswith("cuda") else None
-    args.peak_tflops = args.peak_tflops or train_step._peak_tflops(SimpleNamespace(peak_tflops=None), gpu)
+    args.peak_tflops = args.peak_tflops or train_step.peak_tflops(SimpleNamespace(peak_tflops=None), gpu)
     figures: dict[str, Any] = {}
     with tempfile.TemporaryDirectory() as tmp:
         data = train_step.render_rows(args.preset, args.rows, Path(tmp) / "pages")
@@ -391,7 +392,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     payload = {
         "benchmark": "gpu_kit",
         "date": time.strftime("%Y-%m-%d"),
-        "machine": train_step._machine(args.device),
+        "machine": train_step.machine_facts(args.device),
         "preset": args.preset,
         "device": args.device,
         "random_weights": True,

@@ -259,7 +259,7 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     faults_before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
     if args.device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats()
-    run = _run_ours if args.worker == "ours" else _run_trainer
+    run = run_ours if args.worker == "ours" else run_trainer
     seconds, cpu_seconds, losses = run(model, batches, cfg, args)
     result.update(
         seconds=seconds,
@@ -276,11 +276,12 @@ def worker(args: argparse.Namespace) -> dict[str, Any]:
     return result
 
 
-def _run_ours(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace) -> tuple[float, float, list[float]]:
+def run_ours(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace) -> tuple[float, float, list[float]]:
     import torch
     from accelerate import Accelerator
 
-    from deepsynth_cli.training.loop import _pixel_dtype, optimizer_step, reuse_freed_host_memory
+    from deepsynth_cli.models.batching import pixel_dtype
+    from deepsynth_cli.training.loop import optimizer_step, reuse_freed_host_memory
     from deepsynth_cli.training.moe import RouterLoad
     from deepsynth_cli.training.optim import adamw, warmup_cosine
     from deepsynth_cli.training.trainable import train_mode
@@ -296,7 +297,7 @@ def _run_ours(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace
     model, optimizer = accelerator.prepare(model, optimizer)
     train_mode(model)
     trainable = [param for param in model.parameters() if param.requires_grad]
-    pixel_dtype = _pixel_dtype(accelerator.unwrap_model(model))
+    pixels = pixel_dtype(accelerator.unwrap_model(model))
     router = RouterLoad(accelerator.unwrap_model(model))
     losses: list[float] = []
     for index, batch in enumerate(batches):
@@ -311,7 +312,7 @@ def _run_ours(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace
             scheduler=scheduler,
             trainable=trainable,
             max_grad_norm=cfg.optim.max_grad_norm,
-            pixel_dtype=pixel_dtype,
+            pixel_dtype=pixels,
             router=router,
             autocast=autocast,
         )
@@ -320,9 +321,7 @@ def _run_ours(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace
     return time.perf_counter() - started, time.process_time() - cpu_started, losses
 
 
-def _run_trainer(
-    model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace
-) -> tuple[float, float, list[float]]:
+def run_trainer(model: Any, batches: list[Any], cfg: Any, args: argparse.Namespace) -> tuple[float, float, list[float]]:
     import torch
     from transformers import Trainer, TrainerCallback, TrainingArguments
 
@@ -385,7 +384,7 @@ def _run_trainer(
 # The driver
 
 
-def _machine(device: str) -> dict[str, Any]:
+def machine_facts(device: str) -> dict[str, Any]:
     import torch
 
     cpu = platform.processor() or platform.machine()
@@ -404,7 +403,7 @@ def _machine(device: str) -> dict[str, Any]:
     return info
 
 
-def _peak_tflops(args: argparse.Namespace, gpu: str | None) -> float | None:
+def peak_tflops(args: argparse.Namespace, gpu: str | None) -> float | None:
     if args.peak_tflops:
         return float(args.peak_tflops)
     if gpu is None:
@@ -488,8 +487,8 @@ def main() -> None:
                     f"{result['tokens_per_s']:10.0f} tokens/s  first loss {result['first_loss']:.4f}"
                 )
 
-    machine = _machine(args.device)
-    peak = _peak_tflops(args, machine.get("gpu"))
+    machine = machine_facts(args.device)
+    peak = peak_tflops(args, machine.get("gpu"))
     figures: dict[str, dict[str, Any]] = {}
     for arm, results in runs.items():
         first = results[0]

@@ -201,11 +201,20 @@ def _report(output: Output, report: TrainReport) -> None:
         rouge = f"{last['rougeL']:.4f}" if last["rougeL"] is not None else "-"
         vloss = f"{last['loss']:.4f}" if last["loss"] is not None else "-"
         output.line(f"validation at step {last['step']}: loss {vloss}, ROUGE-L {rouge}")
+        for found in last.get("ablation") or []:
+            output.line(f"  {pages_line(found)}")
     if report.best_checkpoint:
         output.line(f"best checkpoint: {report.best_checkpoint}")
     output.line(f"final model: {report.final_model}")
     if report.pushed_to:
         output.line(f"pushed to: {report.pushed_to}")
+
+
+def pages_line(found: dict[str, Any]) -> str:
+    """One line of a pixel ablation (`training.loop.pixel_ablation`): mean loss per condition and the verdict."""
+    losses = ", ".join(f"{condition} {scores['loss']['mean']:.4f}" for condition, scores in found["conditions"].items())
+    verdict = "reads its pages" if found["reads"] else "no sign that it reads its pages"
+    return f"pages ({found['language']}, {found['rows']} rows): loss on {losses}: {verdict}"
 
 
 class TrainProgress(LiveEvents):
@@ -250,6 +259,8 @@ class TrainProgress(LiveEvents):
             self._say(
                 f"step {event.step}: validation loss {loss}, ROUGE-L {rouge}" + (" (best)" if event.improved else "")
             )
+            for found in event.ablation:
+                self._say(f"step {event.step}: {pages_line(found)}")
         elif isinstance(event, CheckpointSaved):
             self._say(f"saved {event.path}")
         elif isinstance(event, Notice):

@@ -34,6 +34,11 @@ if TYPE_CHECKING:
 CONDITIONS = ("own", "other", "blank")
 ABLATION_SEED = 0
 """Seed of the derangement: the same row gets the same other pages every run."""
+READS_MIN_GAIN = 1e-3
+"""Nats per token that own pages must beat the others by (the whole interval) to count as reading. A model that
+ignores its pages scores the three conditions within float noise of each other (differences of ~1e-6 with every
+row on the same side, which a bare "interval below 0" would call reading); a tiny model that reads single words
+gains 0.005 to 1 (tests/integration/training/test_proof_of_reading.py)."""
 
 
 def derangement(n: int, seed: int = ABLATION_SEED) -> list[int]:
@@ -70,11 +75,11 @@ def reference_losses(
     """Teacher-forced mean token NLL of each reference (with its EOS) given the pages, one float per row."""
     import torch
 
-    from deepsynth_cli.models.batching import Batcher
+    from deepsynth_cli.models.batching import Batcher, pixel_dtype
 
     batcher = Batcher(summarizer.processor, summarizer.info, max_pages=summarizer.max_pages)
     model = summarizer.model
-    pixel_dtype = next(model.model.vision_tower.parameters()).dtype
+    pixels = pixel_dtype(model)
     losses: list[float] = []
     for start in range(0, len(documents), batch_size):
         rows = [
@@ -83,7 +88,7 @@ def reference_losses(
                 zip(documents[start : start + batch_size], references[start : start + batch_size], strict=True)
             )
         ]
-        inputs = dict(batcher.train_batch(rows).to(summarizer.device, dtype=pixel_dtype).inputs)
+        inputs = dict(batcher.train_batch(rows).to(summarizer.device, dtype=pixels).inputs)
         labels = inputs.pop("labels")
         with torch.inference_mode():
             logits = model(**inputs).logits.float()
@@ -106,30 +111,37 @@ def ablate(
     bootstrap: BootstrapConfig | None = None,
     batch_size: int = 4,
     seed: int = ABLATION_SEED,
+    generate_rows: int | None = None,
 ) -> dict[str, Any]:
     """Loss and ROUGE-L of `rows` on own, other and blank pages, with the paired intervals own - other and
     own - blank. Loss is lower-is-better, so a reading model has a negative loss difference and a positive ROUGE
-    one; `reads` is true when both loss intervals lie below 0."""
+    one; `reads` is true when both loss intervals lie below -READS_MIN_GAIN.
+
+    `generate_rows`: ROUGE-L on the first N rows only (training's evaluation generates for a few; 0: no ROUGE-L,
+    losses only); None: all rows."""
     from deepsynth_cli.evaluation import rouge
     from deepsynth_cli.evaluation.config import BootstrapConfig
 
     boot = bootstrap or BootstrapConfig()
     settings = {"resamples": boot.resamples, "confidence": boot.confidence, "seed": boot.seed}
     references = [str(row.get("summary") or "") for row in rows]
+    generated = len(rows) if generate_rows is None else min(generate_rows, len(rows))
+    metrics = ("loss", "rougeL") if generated else ("loss",)
     shown = condition_pages(rows, seed)
     per_row: dict[str, dict[str, list[float]]] = {}
     for condition, documents in shown.items():
+        per_row[condition] = {"loss": reference_losses(summarizer, documents, references, batch_size)}
+        if not generated:
+            continue
         predictions: list[str] = []
-        for start in range(0, len(documents), batch_size):
-            batch = documents[start : start + batch_size]
+        for start in range(0, generated, batch_size):
+            batch = documents[start : min(start + batch_size, generated)]
             predictions.extend(summary.text for summary in summarizer.summarize(batch, generation))
-        scores = rouge.score(zip(predictions, references, strict=True), language)
-        per_row[condition] = {
-            "loss": reference_losses(summarizer, documents, references, batch_size),
-            "rougeL": rouge.f1_scores(scores, "rougeL"),
-        }
+        scores = rouge.score(zip(predictions, references[:generated], strict=True), language)
+        per_row[condition]["rougeL"] = rouge.f1_scores(scores, "rougeL")
     result: dict[str, Any] = {
         "rows": len(rows),
+        "generated_rows": generated,
         "seed": seed,
         "conditions": {
             condition: {metric: _interval(values, settings) for metric, values in metrics.items()}
@@ -139,9 +151,11 @@ def ablate(
     }
     for other in ("other", "blank"):
         result["differences"][f"own-{other}"] = {
-            metric: _paired(per_row["own"][metric], per_row[other][metric], settings) for metric in ("loss", "rougeL")
+            metric: _paired(per_row["own"][metric], per_row[other][metric], settings) for metric in metrics
         }
-    result["reads"] = all(result["differences"][key]["loss"]["high"] < 0 for key in ("own-other", "own-blank"))
+    result["reads"] = all(
+        result["differences"][key]["loss"]["high"] < -READS_MIN_GAIN for key in ("own-other", "own-blank")
+    )
     return result
 
 

@@ -1,6 +1,7 @@
 """report.html: one self-contained file (no scripts, no external assets) a person can open or mail.
 
-Per dataset and language: the metrics with their intervals, the model against each baseline, two plots (the
+Per dataset and language: the metrics with their intervals, the model against each baseline, the pixel ablation
+when `eval --ablation` ran (own, another row's and blank pages: does the model read them), two plots (the
 distribution of ROUGE-L per row; prediction length against ROUGE-L) drawn by matplotlib as inline SVG, and a
 gallery of examples spread from the best to the worst row, each with its first page (downscaled, embedded as a
 data: URI) beside the reference and the prediction. Every text from the data is HTML-escaped (Jinja2
@@ -18,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deepsynth_cli.data.pages import open_page
+from deepsynth_cli.evaluation.ablation import READS_MIN_GAIN
 from deepsynth_cli.evaluation.config import ReportConfig
 from deepsynth_cli.evaluation.language import tokenizer_for
 from deepsynth_cli.evaluation.rouge import METRICS
@@ -47,13 +49,16 @@ def write_report(
         loader=jinja2.FunctionLoader(_template_source), autoescape=True, undefined=jinja2.StrictUndefined
     )
     environment.filters["pct"] = _pct
-    sections = [_section(group, settings, page_reader) for group in groups]
+    # `eval --ablation`: own, another row's and blank pages per dataset and language (evaluation/ablation.py).
+    ablations = {(found["dataset"], found["language"]): found for found in metrics.get("ablation") or []}
+    sections = [_section(group, settings, page_reader, ablations) for group in groups]
     html = environment.get_template(TEMPLATE).render(
         metrics=metrics,
         sections=sections,
         metric_names=METRIC_NAMES,
         settings_json=json.dumps(metrics.get("settings", {}), indent=2, ensure_ascii=False),
         versions=metrics.get("versions", {}),
+        reads_min_gain=READS_MIN_GAIN,
     )
     partial = path.with_name(path.name + ".partial")
     partial.write_text(html, encoding="utf-8")
@@ -69,7 +74,12 @@ def _pct(value: float | None, digits: int = 2) -> str:
     return "-" if value is None else f"{100 * value:.{digits}f}"
 
 
-def _section(group: GroupResult, settings: ReportConfig, page_reader: PageReader | None) -> dict[str, Any]:
+def _section(
+    group: GroupResult,
+    settings: ReportConfig,
+    page_reader: PageReader | None,
+    ablations: Mapping[tuple[str, str], Mapping[str, Any]],
+) -> dict[str, Any]:
     from markupsafe import Markup
 
     systems = [{"name": "model", "metrics": group.metrics, "versus": None}]
@@ -83,6 +93,7 @@ def _section(group: GroupResult, settings: ReportConfig, page_reader: PageReader
         "systems": systems,
         "plots": plots,
         "gallery": _gallery(group, settings, page_reader),
+        "ablation": ablations.get((group.dataset, group.language)),
     }
 
 

@@ -26,7 +26,7 @@ from deepsynth_cli.config import RenderConfig
 from deepsynth_cli.data.render import PageRenderer, RenderedDocument
 from deepsynth_cli.errors import ConfigError
 from deepsynth_cli.inference.options import GenerationOptions
-from deepsynth_cli.models.batching import Batcher
+from deepsynth_cli.models.batching import Batcher, pixel_dtype
 from deepsynth_cli.models.preset_config import PRESETS, DType
 from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model
 
@@ -279,8 +279,7 @@ class Summarizer:
         else:
             rows = [{"pages": list(pages), "source_id": str(index)} for index, pages in enumerate(documents)]
             batch = self._batcher.generation_inputs(rows)
-        pixel_dtype = next(self.model.model.vision_tower.parameters()).dtype
-        inputs = batch.to(self.device, dtype=pixel_dtype).inputs
+        inputs = batch.to(self.device, dtype=pixel_dtype(self.model)).inputs
         input_ids = inputs["input_ids"]
         image = self.model.get_image_features(
             pixel_values=inputs["pixel_values"],

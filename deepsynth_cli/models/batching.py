@@ -54,6 +54,13 @@ class Truncation:
         return asdict(self)
 
 
+def pixel_dtype(model: Any) -> torch.dtype:
+    """The dtype pixels go into `model` in: its vision tower's (the tower does not cast its input; see
+    `Batch.to`). `model`: a DeepSeek-OCR-2 or a peft model around one."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    return next(base.model.vision_tower.parameters()).dtype  # type: ignore[no-any-return]
+
+
 @dataclass
 class Batch:
     """Tensors for `model(**batch.inputs)` or `model.generate(**batch.inputs)`, and what the limits cut."""

@@ -107,6 +107,11 @@ class EvalConfig(_Strict):
         "summaries seen so far, within batching.max_target_tokens)",
     )
     metric: Literal["rougeL", "loss"] = Field("loss", description="what picks the best checkpoint")
+    ablation: bool = Field(
+        True,
+        description="at each evaluation also score the sample on another row's pages and on blank pages "
+        "(loss; ROUGE-L on generate_rows): whether the model reads its pages",
+    )
     patience: int | None = Field(None, ge=1, description="stop after N evaluations without improvement")
 
 

@@ -44,6 +44,9 @@ class Evaluated:
     loss: float | None
     rouge_l: float | None
     improved: bool
+    # The pixel ablation (evaluation/ablation.py), one result per language of the sample: own, another row's and
+    # blank pages, and `reads`. Empty when eval.ablation is off or fewer than 2 rows share a language.
+    ablation: list[dict[str, Any]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)

@@ -111,6 +111,8 @@ def model_card(cfg: TrainConfig, report: TrainReport, settings: Settings, repo_i
         metrics.update(
             {"eval_step": last["step"], "validation_loss": last["loss"], "validation_rougeL": last["rougeL"]}
         )
+        if last.get("ablation"):  # own pages beat another row's and blank ones (evaluation/ablation.py)
+            metrics["validation_reads_pages"] = all(found["reads"] for found in last["ablation"])
     if report.best_checkpoint is not None:
         metrics["best_checkpoint_step"] = int(report.best_checkpoint.name.split("-")[-1])
     lora = (

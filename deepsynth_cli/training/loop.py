@@ -29,6 +29,7 @@ import gc
 import json
 import math
 import os
+import re
 import sys
 import time
 from collections.abc import Iterator, Mapping, Sequence
@@ -45,7 +46,7 @@ from deepsynth_cli.data.store import DatasetLocation, resolve_dataset
 from deepsynth_cli.errors import ConfigError, DatasetError, OutputError
 from deepsynth_cli.inference.options import GenerationOptions
 from deepsynth_cli.inference.summarizer import ModelLimits, save_model_limits, save_render_config
-from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation
+from deepsynth_cli.models.batching import IGNORE_INDEX, Batch, Batcher, Truncation, pixel_dtype
 from deepsynth_cli.models.presets import Model, PresetInfo, Processor, load_model
 from deepsynth_cli.settings import Settings
 from deepsynth_cli.training import checkpoint as ckpt
@@ -478,7 +479,7 @@ def evaluate(
     from deepsynth_cli.evaluation.rouge import score
 
     model.eval()
-    dtype = _pixel_dtype(model)
+    dtype = pixel_dtype(model)
     loss_sum, tokens = 0.0, 0
     for chunk in _chunks(rows, cfg.optim.batch_size):
         batch = batcher(chunk).to(device, dtype=dtype)
@@ -528,12 +529,6 @@ def _merged_lora(cfg: TrainConfig, peft_model: Any, fsdp_weights: dict[str, Any]
     fresh = add_lora(fresh, cfg.lora, experts=cfg.routed_experts == "lora")
     fresh.load_state_dict(fsdp_weights)
     return fresh.merge_and_unload()
-
-
-def _pixel_dtype(model: Any) -> torch.dtype:
-    # The vision tower does not cast its input: pixels go in the dtype of its weights.
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    return next(base.model.vision_tower.parameters()).dtype  # type: ignore[no-any-return]
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -745,7 +740,7 @@ def setup(cfg: TrainConfig, emit: EventSink, settings: Settings) -> _Run:
 def train_steps(run: _Run) -> None:
     """Optimiser steps up to max_steps: log, evaluate, checkpoint, maybe stop early."""
     cfg, progress, accelerator = run.cfg, run.progress, run.accelerator
-    pixel_dtype = _pixel_dtype(run.unwrapped)
+    pixels = pixel_dtype(run.unwrapped)
     autocast = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(run.precision.autocast or "")
     rows_per_step = cfg.optim.batch_size * cfg.optim.grad_accum_steps * run.processes
     rank = accelerator.process_index
@@ -769,7 +764,7 @@ def train_steps(run: _Run) -> None:
             scheduler=run.scheduler,
             trainable=run.trainable,
             max_grad_norm=cfg.optim.max_grad_norm,
-            pixel_dtype=pixel_dtype,
+            pixel_dtype=pixels,
             router=run.router,
             router_aux_loss_coef=cfg.optim.router_aux_loss_coef,
             autocast=autocast,
@@ -820,6 +815,7 @@ def _evaluate_now(run: _Run, step: int, autocast: torch.dtype | None) -> bool:
     seen = run.limits(_add_histograms(run._lengths_before, lengths)).max_new_tokens
     with run.router.paused(), _autocast(run.accelerator.device, autocast):
         val_loss, rouge = evaluate(run.unwrapped, run.batcher, run.validation, cfg, run.accelerator.device, seen)
+        ablation = pixel_ablation(run, cfg.eval.max_new_tokens or seen) if cfg.eval.ablation else []
     value = val_loss if cfg.eval.metric == "loss" else rouge
     improved = False
     if value is not None:
@@ -829,11 +825,58 @@ def _evaluate_now(run: _Run, step: int, autocast: torch.dtype | None) -> bool:
             progress.evals_without_improvement = 0
         else:
             progress.evals_without_improvement += 1
-    progress.evaluations.append({"step": step, "loss": val_loss, "rougeL": rouge})
-    run.say(Evaluated(step, val_loss, rouge, improved))
+    progress.evaluations.append({"step": step, "loss": val_loss, "rougeL": rouge, "ablation": ablation})
+    run.say(Evaluated(step, val_loss, rouge, improved, ablation))
     if cfg.report_to:
-        run.accelerator.log(_defined("eval/", {"loss": val_loss, "rougeL": rouge}), step=step)
+        scalars: dict[str, float | None] = {"loss": val_loss, "rougeL": rouge}
+        for found in ablation:
+            where = f"{found['language']}/" if len(ablation) > 1 else ""
+            for condition, metrics in found["conditions"].items():
+                for metric, interval in metrics.items():
+                    scalars[f"pages/{where}{metric}_{condition}"] = interval["mean"]
+        run.accelerator.log(_defined("eval/", scalars), step=step)
     return improved
+
+
+def pixel_ablation(run: _Run, max_new_tokens: int) -> list[dict[str, Any]]:
+    """`evaluation/ablation.ablate` on the validation sample, per language: the loss (and ROUGE-L of the first
+    eval.generate_rows) on own pages, another row's pages and blank pages; `reads` says whether own pages win.
+    A language with fewer than 2 rows has no other row to swap with and is left out."""
+    from deepsynth_cli.evaluation.ablation import ablate
+    from deepsynth_cli.inference.summarizer import Summarizer
+
+    cfg, model = run.cfg, run.unwrapped
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # LoRA: adapters stay active
+    summarizer = Summarizer(
+        base,
+        run.processor,
+        run.info,
+        run.render or RenderConfig(),
+        "training",
+        run.accelerator.device,
+        max_pages=cfg.batching.max_pages,
+        max_new_tokens=max_new_tokens,
+    )
+    groups: dict[str, list[Row]] = {}
+    for row in run.validation:
+        groups.setdefault(str(row.get("language") or "en"), []).append(row)
+    found: list[dict[str, Any]] = []
+    model.eval()
+    try:
+        for language, rows in groups.items():
+            if len(rows) < 2:
+                continue
+            result = ablate(
+                summarizer,
+                rows,
+                language=language,
+                batch_size=cfg.optim.batch_size,
+                generate_rows=cfg.eval.generate_rows,
+            )
+            found.append({"language": language, **result})
+    finally:
+        train_mode(model)
+    return found
 
 
 def save_weights(run: _Run, folder: Path, weights: dict[str, Any] | None, *, final: bool) -> None:
@@ -846,21 +889,71 @@ def save_weights(run: _Run, folder: Path, weights: dict[str, Any] | None, *, fin
     """
     cfg, unwrapped = run.cfg, run.unwrapped
     folder.mkdir(parents=True, exist_ok=True)
+    # The final model in the preset's dtype (how it is loaded for inference: bf16 for the real preset, half the
+    # size of the float32 masters); checkpoints keep the masters, so a resume continues exactly.
+    dtype = cfg.model.dtype if final else None
     if cfg.lora is not None and final:
         merged = _merged_lora(cfg, unwrapped, weights if _is_fsdp(run.accelerator) else None)
-        merged.save_pretrained(folder)
+        save_pretrained_as(merged, folder, None, dtype)
     elif cfg.lora is not None:
         unwrapped.save_pretrained(folder, state_dict=weights)  # peft keeps the adapter's entries
         in_full = set(trained_base(unwrapped))
         base = {k: v.contiguous() for k, v in (weights or trained_base(unwrapped)).items() if k in in_full}
         save_file(base, str(folder / TRAINED_BASE_FILE))
     else:
-        unwrapped.save_pretrained(folder, state_dict=weights)
+        save_pretrained_as(unwrapped, folder, weights, dtype)
     run.processor.save_pretrained(folder)
     run.info.save(folder)
     if run.render is not None:  # `serve` and `eval` render text exactly as the training pages were
         save_render_config(folder, run.render)
     save_model_limits(folder, run.limits(run.progress.target_lengths))  # `eval` and `serve` default to these
+
+
+def save_pretrained_as(model: Any, folder: Path, weights: dict[str, Any] | None, dtype: str | None) -> None:
+    """`model.save_pretrained(folder)` with its floating-point tensors written in `dtype` ("bfloat16", ...; None:
+    as they are) where that is narrower than theirs, and config.json saying so.
+
+    The cast is of copies, made on the CPU: the model's own weights (the float32 masters of a run that may go on)
+    are untouched. Tensors that share storage (tied weights) share their copy, so transformers still sees the tie.
+    What the model class keeps in float32 whatever it is loaded in (`_keep_in_fp32_modules_strict`: the MoE
+    routers' `gate.weight`) is written in float32, so reloading gives back exactly what was saved.
+    `weights`: a gathered full state dict (FSDP / DeepSpeed) instead of the module's own.
+    """
+    state = weights if weights is not None else model.state_dict()
+    target = getattr(torch, dtype) if dtype is not None else None
+    kept = sorted(getattr(model, "_keep_in_fp32_modules_strict", None) or ())
+    in_float32 = re.compile("|".join(rf"(^|\.){re.escape(module)}($|\.)" for module in kept)) if kept else None
+
+    def narrowed(name: str, tensor: torch.Tensor) -> bool:
+        # Only ever narrower: widening (bf16-pure weights into a float32 preset) adds bytes, not precision.
+        return (
+            target is not None
+            and tensor.is_floating_point()
+            and tensor.element_size() > target.itemsize
+            and not (in_float32 is not None and in_float32.search(name))
+        )
+
+    if not any(narrowed(name, tensor) for name, tensor in state.items()):
+        model.save_pretrained(folder, state_dict=weights)
+        return
+    copies: dict[tuple[int, int, tuple[int, ...]], torch.Tensor] = {}
+
+    def cast(name: str, tensor: torch.Tensor) -> torch.Tensor:
+        if not narrowed(name, tensor):
+            return tensor
+        key = (tensor.untyped_storage().data_ptr(), int(tensor.storage_offset()), tuple(tensor.shape))
+        if key not in copies:
+            copies[key] = tensor.detach().to(device="cpu", dtype=target)
+        return copies[key]
+
+    model.save_pretrained(folder, state_dict={name: cast(name, tensor) for name, tensor in state.items()})
+    # save_pretrained records the dtype of the module's parameters (the float32 masters): say what was written.
+    recorded = model.config.dtype
+    model.config.dtype = dtype
+    try:
+        model.config.save_pretrained(folder)
+    finally:
+        model.config.dtype = recorded
 
 
 def save_checkpoint(run: _Run, step: int) -> Path:

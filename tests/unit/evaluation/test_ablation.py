@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import re
+from pathlib import Path
 
 import pytest
 from PIL import Image
@@ -44,3 +46,34 @@ def test_each_condition_shows_the_right_pages() -> None:
 def test_the_ablation_needs_a_model() -> None:
     with pytest.raises(ValueError, match="needs --model"):
         EvalConfig(predictions="p.jsonl", ablation=True)  # type: ignore[arg-type]
+
+
+def test_eval_with_the_ablation_writes_it_to_metrics_and_report(news_data: Path, tmp_path: Path) -> None:
+    from deepsynth_cli.inference.options import GenerationOptions
+    from deepsynth_cli.services import eval as service
+
+    cfg = EvalConfig(
+        model="tiny",
+        datasets=[str(news_data)],
+        output=tmp_path / "out",
+        max_samples=3,
+        baselines=[],
+        ablation=True,
+        generation=GenerationOptions(max_new_tokens=2),
+    )
+    metrics = service.run(cfg).metrics
+    (found,) = metrics["ablation"]
+    assert (found["dataset"], found["language"], found["rows"], found["generated_rows"]) == ("news", "en", 3, 3)
+    html = (tmp_path / "out" / "report.html").read_text(encoding="utf-8")
+    assert "Pixel ablation" in html
+    for condition, scores in found["conditions"].items():
+        row = re.search(rf'<tr class="ablation-{condition}">(.*?)</tr>', html, re.S)
+        assert row is not None and f"{scores['loss']['mean']:.4f}" in row.group(1), condition
+    delta = found["differences"]["own-blank"]["loss"]["delta"]
+    assert f"{delta:+.4f}" in html
+    assert "No sign that it reads its pages" in html  # untrained: own pages are no better (at most noise)
+    assert found["reads"] is False, found["differences"]
+
+    without = service.run(cfg.model_copy(update={"ablation": False, "output": tmp_path / "plain"})).metrics
+    assert "ablation" not in without
+    assert "Pixel ablation" not in (tmp_path / "plain" / "report.html").read_text(encoding="utf-8")

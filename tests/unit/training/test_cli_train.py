@@ -34,6 +34,9 @@ def test_repeated_datasets_and_human_output(aclsum_data: Path, words_data: Path,
     assert result.exit_code == 0, result.stderr
     assert "trainable /" in result.stderr and "parameters" in result.stderr  # the parameter count, first
     assert "step 2/2: loss" in result.stderr and f"final model: {out}" in result.stdout
+    # Evaluation (on by default) with the pixel ablation: one line at the evaluation, one in the final report.
+    assert "step 2: pages (en, 8 rows): loss on own " in result.stderr, result.stderr
+    assert "  pages (en, 8 rows): loss on own " in result.stdout and "reads its pages" in result.stdout
     state = json.loads((out / "step-000002" / "trainer_state.json").read_text())
     assert set(state["data_position"]) == {"0:aclsum", "1:words"}
 
@@ -88,6 +91,10 @@ def test_memory_and_tracker_flags_reach_the_run(aclsum_data: Path, tmp_path: Pat
     saved = json.loads((out / "train_config.json").read_text())
     assert saved["activation_checkpointing"] is True and saved["report_to"] == ["tensorboard"]
     assert saved["compile"] is False and list((out / "logs" / "deepsynth-train").glob("events.out.tfevents.*"))
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    logged = EventAccumulator(str(out / "logs" / "deepsynth-train")).Reload().Tags()["scalars"]
+    assert {"eval/loss", "eval/pages/loss_own", "eval/pages/loss_other", "eval/pages/loss_blank"} <= set(logged)
 
     help_text = CliRunner().invoke(app, ["train", "--help"]).stdout
     assert "--compile" in help_text and "--report-to" in help_text and "--activation-checkpointing" in help_text

@@ -38,6 +38,16 @@ def test_a_word_shown_only_in_the_image_is_learned(words_data: Path, tmp_path: P
     report = train.run(cfg)
     assert report.evaluations[-1]["rougeL"] == 1.0, report.evaluations  # both validation words exactly right
 
+    # Training's evaluation ran the pixel ablation: own pages beat the other row's and blank ones.
+    (found,) = report.evaluations[-1]["ablation"]
+    assert found["language"] == "en" and found["rows"] == 2 and found["generated_rows"] == 2
+    assert found["reads"] is True, found
+    own = found["conditions"]["own"]
+    for other in ("other", "blank"):
+        assert own["loss"]["mean"] < found["conditions"][other]["loss"]["mean"] - 0.05, found["conditions"]
+        assert found["differences"][f"own-{other}"]["loss"]["high"] < 0
+    assert own["rougeL"]["mean"] == 1.0 and found["conditions"]["other"]["rougeL"]["mean"] < 1.0
+
     model, processor, info = load_model(str(report.final_model))
     rows = eval_rows(resolve_dataset(str(words_data), Settings()), "validation", Settings(), 2)
     assert [row["summary"] for row in rows] == ["apple", "zebra"]

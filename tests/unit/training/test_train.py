@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +158,50 @@ def test_resume_after_an_interruption_matches_an_uninterrupted_run(aclsum_data: 
     assert all(torch.allclose(final_whole[name], final_resumed[name], atol=1e-6) for name in final_whole)
 
 
+def _safetensors_dtypes(path: Path) -> dict[str, str]:
+    """The dtype of each tensor in a safetensors file (a folder: its model.safetensors), as "BF16", "F32"..."""
+    from safetensors import safe_open
+
+    path = path / "model.safetensors" if path.is_dir() else path
+    with safe_open(str(path), framework="pt") as handle:
+        return {name: handle.get_slice(name).get_dtype() for name in handle.keys()}  # noqa: SIM118
+
+
+def test_the_final_model_is_saved_in_the_presets_dtype_and_checkpoints_keep_float32(
+    aclsum_data: Path, tmp_path: Path
+) -> None:
+    # Declared bf16 (as the real preset is): training keeps float32 masters, the final model is written in bf16.
+    overrides = {"model.dtype": "bfloat16", "optim.max_steps": 4, "checkpoint.every": 2}
+    whole = train.run(tiny_cfg(aclsum_data, tmp_path / "whole", **overrides))
+    final, last = tmp_path / "whole", tmp_path / "whole" / "step-000004"
+    saved = _safetensors_dtypes(final)
+    routers = {name for name in saved if name.endswith(".mlp.gate.weight")}  # float32 in any model of this class
+    assert routers and {saved[name] for name in routers} == {"F32"}
+    assert {dtype for name, dtype in saved.items() if name not in routers} == {"BF16"}
+    assert set(_safetensors_dtypes(last).values()) == {"F32"}
+    assert json.loads((final / "config.json").read_text(encoding="utf-8"))["dtype"] == "bfloat16"
+    assert json.loads((last / "config.json").read_text(encoding="utf-8"))["dtype"] == "float32"
+    assert (final / "model.safetensors").stat().st_size < 0.6 * (last / "model.safetensors").stat().st_size
+
+    # It reloads in bf16 by itself, holds the masters rounded to bf16, and generates.
+    model, processor, info = load_model(str(final))
+    masters = load_model(str(last))[0].state_dict()
+    assert model.dtype == torch.bfloat16
+    assert all(torch.equal(tensor, masters[name].to(tensor.dtype)) for name, tensor in model.state_dict().items())
+    rows = eval_rows(resolve_dataset(str(aclsum_data), Settings()), "validation", Settings(), 2)
+    batch = Batcher(processor, info).generation_inputs(rows).to("cpu", dtype=torch.bfloat16)
+    prompt = batch.inputs["input_ids"].shape[1]
+    assert model.generate(**batch.inputs, max_new_tokens=3, do_sample=False).shape[1] > prompt
+
+    # A resume starts from the float32 checkpoint and continues exactly.
+    with pytest.raises(KeyboardInterrupt):
+        train.run(tiny_cfg(aclsum_data, tmp_path / "cut", **overrides), Recorder(stop_at=3))
+    resumed = train.run(tiny_cfg(aclsum_data, tmp_path / "cut", resume=True, **overrides))
+    assert resumed.start_step == 2 and resumed.losses == pytest.approx(whole.losses, rel=1e-6, abs=1e-7)
+    again = load_model(str(tmp_path / "cut" / "step-000004"))[0].state_dict()
+    assert all(torch.allclose(again[name], tensor, atol=1e-6) for name, tensor in masters.items())
+
+
 def test_evaluation_keeps_the_best_checkpoint_and_can_stop_early(aclsum_data: Path, tmp_path: Path) -> None:
     events = Recorder()
     overrides = {
@@ -170,10 +215,12 @@ def test_evaluation_keeps_the_best_checkpoint_and_can_stop_early(aclsum_data: Pa
         "eval.generate_rows": 1,
         "eval.max_new_tokens": 4,
         "eval.patience": 1,
+        "eval.ablation": False,
     }
     report = train.run(tiny_cfg(aclsum_data, tmp_path / "run", **overrides), events)
     evaluations = events.of(Evaluated)
     assert evaluations and evaluations[0].improved and evaluations[0].loss is not None
+    assert all(event.ablation == [] for event in evaluations)  # asked off
     assert all(0.0 <= (event.rouge_l or 0.0) <= 1.0 for event in evaluations)
     best = min(report.evaluations, key=lambda item: item["loss"])
     assert report.best_checkpoint == tmp_path / "run" / f"step-{best['step']:06d}"
@@ -189,6 +236,12 @@ def test_evaluation_is_on_by_default_and_runs_after_the_last_step(aclsum_data: P
     assert cfg.eval.enabled and cfg.eval.every == 200
     report = train.run(cfg.model_copy(update={"output_dir": tmp_path / "run"}), events)
     assert [event.step for event in events.of(Evaluated)] == [3]  # every 200 steps, and after the last one
+    # With the pixel ablation (on by default): losses on own, another row's and blank pages; no ROUGE-L here.
+    (found,) = events.of(Evaluated)[0].ablation
+    assert found["rows"] == 2 and found["generated_rows"] == 0 and isinstance(found["reads"], bool)
+    assert set(found["conditions"]) == {"own", "other", "blank"}
+    assert all(set(scores) == {"loss"} and scores["loss"]["mean"] > 0 for scores in found["conditions"].values())
+    assert report.evaluations[0]["ablation"] == [found]
     assert report.best_checkpoint == tmp_path / "run" / "step-000003" and report.best_checkpoint.is_dir()
 
     only_end = train.run(tiny_cfg(aclsum_data, tmp_path / "end", **{**defaults, "eval.enabled": True, "eval.every": 0}))

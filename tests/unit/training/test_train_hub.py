@@ -89,6 +89,7 @@ def test_push_to_hub_uploads_a_model_that_loads_from_the_hub_with_a_card(
     assert "deepsynth" in metadata["tags"] and metadata["language"] == ["en"]
     assert "base_model" not in metadata  # the tiny preset has random weights: no base on the Hub
     assert "AutoModelForImageTextToText.from_pretrained" in card and "validation_loss" in card
+    assert '"validation_reads_pages": ' in card  # the pixel ablation's verdict at the last evaluation
     settings = json.loads(card.split("```json\n")[1].split("```")[0])
     assert settings["optim"]["max_steps"] == 2 and "output_dir" not in settings and "push_to_hub" not in settings
 

@@ -16,7 +16,7 @@ from deepsynth_cli.models.presets import load_model
 from deepsynth_cli.services import train
 from deepsynth_cli.training.config import LoraSettings
 from deepsynth_cli.training.trainable import add_lora, count_parameters
-from tests.unit.training.test_train import Recorder, tiny_cfg
+from tests.unit.training.test_train import Recorder, _safetensors_dtypes, tiny_cfg
 
 LORA = {"r": 4, "alpha": 8}
 
@@ -106,3 +106,13 @@ def test_lora_on_the_routed_experts_adapts_the_fused_tensors(aclsum_data: Path, 
     assert merged[name].shape == base[name].shape and not torch.equal(merged[name], base[name])
     untouched = transformers.AutoModelForImageTextToText.from_pretrained(tmp_path / "plain").state_dict()
     assert torch.equal(untouched[name], base[name])  # without it the experts stay frozen under LoRA
+
+
+def test_the_merged_lora_model_is_saved_in_the_presets_dtype(aclsum_data: Path, tmp_path: Path) -> None:
+    overrides = {"model.dtype": "bfloat16", "optim.max_steps": 1, "checkpoint.every": 1}
+    train.run(tiny_cfg(aclsum_data, tmp_path / "run", lora=LORA, **overrides))
+    saved = _safetensors_dtypes(tmp_path / "run")
+    assert {dtype for name, dtype in saved.items() if not name.endswith(".mlp.gate.weight")} == {"BF16"}
+    assert load_model(str(tmp_path / "run"))[0].dtype == torch.bfloat16
+    adapter = _safetensors_dtypes(tmp_path / "run" / "step-000001" / "adapter_model.safetensors")
+    assert adapter and set(adapter.values()) == {"F32"}  # the checkpoint keeps the float32 masters
