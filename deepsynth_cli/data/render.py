@@ -5,8 +5,9 @@ fallback. Fonts come from pip packages (Noto; DejaVu Sans and STIX General from 
 `pip install` renders every XL-Sum script with no system fonts. Every line has the same height (a forced
 strut): SkParagraph rounds it to whole pixels, so the pitch is measured from the engine
 (`PageRenderer.line_pitch`), never computed as `font_size * line_height`. A paragraph that crosses a page
-boundary is painted on both pages, clipped to whole line boxes of that pitch: every line lies whole on exactly
-one page.
+boundary is cut at the end of the page's last line (found by colour probes: `PageRenderer._line_start`) and each
+part is laid out alone on its page: a page is drawn from exactly its own text (`RenderedDocument.page_texts`), so
+nothing of a neighbouring page's line is painted and no mark is clipped. No ink reaches the top or bottom margin.
 
 Text beyond the page budget is never dropped silently: `RenderedDocument.dropped_chars` counts it.
 """
