@@ -95,6 +95,7 @@ _PROBE_COLOURS = (skia.ColorBLACK, skia.ColorRED, skia.ColorYELLOW, skia.ColorTR
 # Characters after the last cut a probe lays out: more than the longest unbreakable run that can start a line.
 _PROBE_WINDOW = 256
 _SPACES = re.compile(" +")
+_BEYOND_CYRILLIC = re.compile("[^\u0000-\u052f]")
 # A word in which no script breaks a line: letters, digits and marks of alphabetic scripts, closing punctuation,
 # its trailing spaces. Not Thai, Lao, Khmer, Myanmar (dictionary breaks), nor CJK and Hangul (break anywhere).
 _UNBREAKABLE = re.compile(
@@ -314,10 +315,11 @@ class PageRenderer:
 
     def _primary_family(self, paragraph: str) -> str:
         """The family for the paragraph's first letter outside Latin, Greek and Cyrillic (Noto Sans has those)."""
-        for char in paragraph:
-            code = ord(char)
-            if code < 0x0530 or not char.isalpha():  # up to Cyrillic Supplement: Noto Sans
+        for found in _BEYOND_CYRILLIC.finditer(paragraph):  # up to Cyrillic Supplement: Noto Sans
+            char = found.group()
+            if not char.isalpha():
                 continue
+            code = ord(char)
             family = self._script_family.get(code)
             if family is None:
                 family = next((f.family for f in self._fonts if f.typeface.unicharToGlyph(code)), _LATIN)
@@ -449,8 +451,8 @@ class PageRenderer:
             canvas = surface.getCanvas()
             canvas.clear(skia.ColorWHITE)
             paragraph.paint(canvas, 0, -top)
-            dark = np.asarray((band < _INK).any(axis=(0, 1)))  # per channel: red, green, blue
-            return [bool(dark[channel]) for channel in range(len(cuts))]
+            # Per channel (red, green, blue; one channel at a time is 10x faster than one reduction over all).
+            return [bool(band[:, :, channel].min() < _INK) for channel in range(len(cuts))]
 
         # Invariant: text[:low] leaves the line without ink, text[:high] does not. The answer is the largest such
         # low: text[low] is the line's first inked character.
@@ -458,8 +460,8 @@ class PageRenderer:
         guess: list[int] = []
         words: list[int] = []  # where words start near the estimate: a line of spaced text starts at one
         if chars_per_line:
-            # The estimate runs short (a paragraph's last line is part full): aim half a line further.
-            estimate, span = (line + 0.5) * chars_per_line, max(16.0, 0.6 * chars_per_line)
+            # The estimate runs short (a paragraph's last line is part full): aim a third of a line further.
+            estimate, span = (line + 0.3) * chars_per_line, max(16.0, 0.5 * chars_per_line)
             words = [found.end() for found in _SPACES.finditer(text, 0, int(estimate + 3 * chars_per_line))]
             guess = [_nearest(words, int(estimate + offset)) for offset in (-span, 0, span)]
         while high - low > 1:
@@ -501,6 +503,11 @@ class PageRenderer:
         lines and the head's length (all of `rest` when it fits). The head ends at a line end of `rest`."""
         key = id(kind.styles)
         per_line = self._chars_per_line.get(key)
+        if per_line and len(rest) > 2 * per_line * (room + 2) + _PROBE_WINDOW:
+            # Far more text than the room holds: cut it straight away, without laying the paragraph out first.
+            head, head_lines, cut = self._head(rest, kind, room, per_line)
+            if head_lines == room:
+                return head, head_lines, cut
         # Laying out a long paragraph whole for every page it continues on would cost pages x its length: only
         # a window of about the room's lines is laid out, widened when it turns out too short.
         window = len(rest) if per_line is None else min(len(rest), int(per_line * (room + 2) * 1.5) + _PROBE_WINDOW)
@@ -514,9 +521,13 @@ class PageRenderer:
             self._chars_per_line[key] = window / lines
         if lines <= room:
             return paragraph, lines, len(rest)
+        return self._head(rest, kind, room, window / lines)
+
+    def _head(self, rest: str, kind: _Kind, room: int, per_line: float) -> tuple[skia.textlayout_Paragraph, int, int]:
+        """The first `room` lines of `rest` (which has more), laid out alone; their lines; the head's length."""
         target = room
         while True:
-            cut = self._line_start(rest, kind, target, window / lines)
+            cut = self._line_start(rest, kind, target, per_line)
             # Without the spaces that end its last line: in a right-to-left paragraph they would move that line.
             head, head_lines = self._layout(rest[:cut].rstrip(" "), "", kind)
             # The head alone breaks where it did inside the paragraph; should a script's line breaking depend on
@@ -526,7 +537,7 @@ class PageRenderer:
             target -= 1
 
     def _compose(
-        self, blocks: list[str], kinds: list[_Kind], start: tuple[int, int], capacity: int
+        self, blocks: list[str], kinds: list[_Kind | None], language: str, start: tuple[int, int], capacity: int
     ) -> tuple[list[tuple[skia.textlayout_Paragraph, float]], list[tuple[int, str]], tuple[int, int]]:
         """One page from position `start` (paragraph, character) on, at most `capacity` lines: the laid-out parts
         with their offsets from the first line's top, the parts' text (paragraph index, text) and where the next
@@ -544,7 +555,9 @@ class PageRenderer:
             if room <= 0:
                 break
             rest = blocks[index][offset:]
-            paragraph, lines, used = self._fill(rest, kinds[index], room)
+            kind = kinds[index] or self._kind(blocks[index], language)  # decided once, only for what is drawn
+            kinds[index] = kind
+            paragraph, lines, used = self._fill(rest, kind, room)
             placed.append((paragraph, y))
             parts.append((index, rest[:used]))
             y += lines * pitch
@@ -600,7 +613,7 @@ class PageRenderer:
         """
         cfg = self.cfg
         blocks = paragraphs_of(text)
-        kinds = [self._kind(block, language) for block in blocks]
+        kinds: list[_Kind | None] = [None] * len(blocks)
         pages: list[bytes] = []
         page_texts: list[str] = []
         drawn = [""] * len(blocks)
@@ -608,7 +621,7 @@ class PageRenderer:
         while position[0] < len(blocks) and len(pages) < cfg.max_pages:
             capacity = self._lines_per_page
             while True:
-                placed, parts, after = self._compose(blocks, kinds, position, capacity)
+                placed, parts, after = self._compose(blocks, kinds, language, position, capacity)
                 if self._place_ink(placed) or capacity == 1:
                     break
                 capacity -= 1
@@ -676,7 +689,7 @@ def encode_png_gray(pixels: np.ndarray, level: int) -> bytes:
         return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)  # 8-bit greyscale, no interlace
-    data = zlib.compress(rows.tobytes(), level)
+    data = zlib.compress(rows.data, level)  # the buffer itself: no copy of the page
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", data) + chunk(b"IEND", b"")
 
 
