@@ -277,7 +277,8 @@ class PageRenderer:
         # `_place_ink` on the painted page.
         rise, hang = self._overhang(_LATIN)
         self._top_px = cfg.margin + rise
-        self._lines_per_page = (self._content_px - rise - hang) // self._line_px if self._content_px > 0 else 0
+        self._lines_px = self._content_px - rise - hang  # the height the lines of a page may fill
+        self._lines_per_page = self._lines_px // self._line_px if self._content_px > 0 else 0
         if self._lines_per_page < 1:
             raise RenderError(
                 f"a {cfg.page_size}px page with {cfg.margin}px margins cannot hold one line of {cfg.font_size}px text",
@@ -551,7 +552,10 @@ class PageRenderer:
         while index < len(blocks):
             if y > 0:
                 y += gap_px
-            room = int((capacity * pitch - y) / pitch + 1e-9)
+            # A full page may use its slack below the last whole line for paragraph gaps; one that gave up lines
+            # to tall marks may not.
+            height = self._lines_px if capacity == self._lines_per_page else capacity * pitch
+            room = int((height - y) / pitch + 1e-9)
             if room <= 0:
                 break
             rest = blocks[index][offset:]
