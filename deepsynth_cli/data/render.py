@@ -465,6 +465,7 @@ class PageRenderer:
             estimate, span = (line + 0.3) * chars_per_line, max(16.0, 0.5 * chars_per_line)
             words = [found.end() for found in _SPACES.finditer(text, 0, int(estimate + 3 * chars_per_line))]
             guess = [_nearest(words, int(estimate + offset)) for offset in (-span, 0, span)]
+        step = int(chars_per_line) if chars_per_line else _PROBE_WINDOW
         while high - low > 1:
             inside = words[bisect.bisect_right(words, low) : bisect.bisect_left(words, high)]
             if not guess and not inside and low in words and _UNBREAKABLE.fullmatch(text, low, high):
@@ -473,6 +474,10 @@ class PageRenderer:
                 break
             if guess:
                 cuts = guess
+            elif high == len(text) and high - low > 4 * step:
+                # Not bracketed yet (the estimate ran short): gallop, never a probe of the whole long text.
+                cuts = [_nearest(words, low + step * part) for part in (1, 2, 4)]
+                step *= 4
             elif len(inside) > 3:
                 cuts = [inside[len(inside) * part // 4] for part in (1, 2, 3)]
             elif inside:
@@ -518,7 +523,7 @@ class PageRenderer:
                 window = min(len(rest), 4 * window)
                 continue
             break
-        if lines > 1:
+        if lines >= 4:  # a short paragraph's part-full last line would make the figure much too low
             self._chars_per_line[key] = window / lines
         if lines <= room:
             return paragraph, lines, len(rest)
