@@ -200,7 +200,7 @@ def _painted_with(renderer: PageRenderer, text: str, families: list[str]) -> np.
     info = skia.ImageInfo.Make(size, size, skia.kGray_8_ColorType, skia.kOpaque_AlphaType)
     canvas = skia.Surface.MakeRasterDirect(info, pixels).getCanvas()
     canvas.clear(skia.ColorWHITE)
-    paragraph.paint(canvas, renderer.cfg.margin, renderer.cfg.margin)
+    paragraph.paint(canvas, renderer.cfg.margin, renderer.first_line_top)
     return pixels < 128
 
 
