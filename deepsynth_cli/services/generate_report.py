@@ -67,6 +67,13 @@ Event = SplitStarted | Advanced | ShardWritten | Notice | PartsProgress
 EventSink = Callable[[Event], None]
 
 
+_SUMMED = (
+    "rows", "pages", "truncated_rows", "dropped_chars", "text_tokens", "vision_tokens", "source_tokens",
+    "missing_glyphs", "undetermined_rows",
+)  # fmt: skip
+"""The counts a shard footer and a split's report share: a split's figure is the sum of its shards'."""
+
+
 @dataclass
 class SplitReport:
     rows: int = 0
@@ -85,27 +92,20 @@ class SplitReport:
     shards_reused: int = 0
 
     def add(self, meta: ShardMeta) -> None:
-        self.rows += meta.rows
-        self.pages += meta.pages
-        self.truncated_rows += meta.truncated_rows
-        self.dropped_chars += meta.dropped_chars
-        self.text_tokens += meta.text_tokens
-        self.vision_tokens += meta.vision_tokens
-        self.source_tokens += meta.source_tokens
-        self.missing_glyphs += meta.missing_glyphs
-        self.missing_chars = merge_chars(self.missing_chars, meta.missing_chars)
-        self.undetermined_rows += meta.undetermined_rows
-        for reason, count in meta.skipped.items():
-            self.skipped[reason] = self.skipped.get(reason, 0) + count
+        """Count one shard of this split (its footer)."""
+        self._sum(meta)
         self.shards += 1
 
     def merge(self, other: SplitReport) -> None:
         """Add another part's report of the same split."""
-        for name in ("rows", "pages", "truncated_rows", "dropped_chars", "text_tokens", "vision_tokens"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
-        for name in ("source_tokens", "missing_glyphs", "undetermined_rows", "shards", "shards_written"):
-            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self._sum(other)
+        self.shards += other.shards
+        self.shards_written += other.shards_written
         self.shards_reused += other.shards_reused
+
+    def _sum(self, other: ShardMeta | SplitReport) -> None:
+        for name in _SUMMED:
+            setattr(self, name, getattr(self, name) + getattr(other, name))
         self.missing_chars = merge_chars(self.missing_chars, other.missing_chars)
         for reason, count in other.skipped.items():
             self.skipped[reason] = self.skipped.get(reason, 0) + count
