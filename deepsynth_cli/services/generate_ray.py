@@ -117,9 +117,12 @@ class RayParts:
                     seen.done += 1
                 seen.show(ray.get(board.drain.remote()), job.source.name, parts, emit)
         except BaseException:
-            for ref in pending:
-                ray.cancel(ref)  # a KeyboardInterrupt in the task: its half-written shard goes, finished ones stay
-            ray.wait(list(pending), num_returns=len(pending), timeout=_CANCEL_WAIT_S)
+            # The other parts stop on their own when they next report (their half-written shard goes, finished
+            # ones stay). Not `ray.cancel`: cancelling a task as it completes aborts this process in Ray 2.60
+            # ("Check failed: it != submissible_tasks_.end()" in TaskManager::CompletePendingTask).
+            with contextlib.suppress(ray.exceptions.RayError):
+                ray.get(board.stop.remote(), timeout=_CANCEL_WAIT_S)
+                ray.wait(list(pending), num_returns=len(pending), timeout=_CANCEL_WAIT_S)
             raise
         finally:
             with contextlib.suppress(ray.exceptions.RayError):  # a lost cluster must not hide the first error
@@ -192,19 +195,25 @@ class _Board:
         self.events: deque[Event] = deque(maxlen=_BOARD_EVENTS)
         self._changed: dict[int, int] = {}
         self.parts = parts
+        self.stopping = False  # the driver gave up (another part failed, or Ctrl-C): parts stop at their next push
+
+    def stop(self) -> None:
+        self.stopping = True
 
     def started(self, part: int) -> int:
         self.attempts[part] = self.attempts.get(part, 0) + 1
         self._changed[part] = self.attempts[part]
         return self.attempts[part]
 
-    def push(self, documents: int, pages: int, events: list[Event]) -> None:
+    def push(self, documents: int, pages: int, events: list[Event]) -> bool:
+        """Add a part's progress; True when the part should stop."""
         self.documents += documents
         self.pages += pages
         for event in events:
             if len(self.events) == self.events.maxlen:
                 self.dropped += 1
             self.events.append(event)
+        return self.stopping
 
     def drain(self) -> tuple[list[Event], int, int, dict[int, int], int]:
         out = (list(self.events), self.documents, self.pages, dict(self._changed), self.dropped)
@@ -214,15 +223,37 @@ class _Board:
         return out
 
 
+class _StoppedError(Exception):
+    """Raised inside a task when the driver has given up on the run (its board says so, or is gone)."""
+
+
 class _Relay:
     """A task's event sink: sums documents and pages, keeps shard and notice events, sends them to the board
-    at most every `_FLUSH_S` (one small message, whatever the rendering rate)."""
+    at most every `_FLUSH_S` (one small message, whatever the rendering rate). The board's answer to the last
+    message says whether to stop: then the next event raises `_StoppedError` in the part's loop."""
 
     def __init__(self, board: Any, part: int, parts: int) -> None:
-        self.board, self.prefix = board, f"[part {part}/{parts}] "
+        import ray
+
+        self.ray, self.board, self.prefix = ray, board, f"[part {part}/{parts}] "
         self.documents = self.pages = 0
         self.events: list[Event] = []
         self._sent = time.monotonic()
+        self._answer: Any = None  # the board's reply to the last push, read once it has come
+
+    def _check(self) -> None:
+        if self._answer is None:
+            return
+        ready, _ = self.ray.wait([self._answer], timeout=0)
+        if not ready:
+            return
+        answer, self._answer = self._answer, None
+        try:
+            stop = self.ray.get(answer)
+        except self.ray.exceptions.RayError:  # the board is gone: so is the driver's run
+            stop = True
+        if stop:
+            raise _StoppedError
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Advanced):
@@ -234,12 +265,13 @@ class _Relay:
             self.events.append(event)
         elif isinstance(event, SplitStarted):
             pass  # the driver shows the parts, not each part's splits
+        self._check()
         if time.monotonic() - self._sent >= _FLUSH_S:
             self.flush()
 
     def flush(self) -> None:
         if self.documents or self.pages or self.events:
-            self.board.push.remote(self.documents, self.pages, self.events[:_BOARD_EVENTS])
+            self._answer = self.board.push.remote(self.documents, self.pages, self.events[:_BOARD_EVENTS])
         self.documents = self.pages = 0
         self.events = []
         self._sent = time.monotonic()
@@ -261,6 +293,8 @@ def _part_task(job: PartJob, workers: int, board: Any) -> PartReport | _Failure:
                 pool.shutdown(wait=True, cancel_futures=True)
         report.attempts = attempt
         return report
+    except _StoppedError:
+        return _Failure("", "stopped: the run gave up on its other parts", "", "")
     except DeepsynthError as error:
         return _Failure(type(error).__name__, error.message, error.hint, traceback.format_exc())
     except Exception as error:

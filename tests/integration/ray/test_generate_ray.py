@@ -152,6 +152,9 @@ def test_a_part_that_fails_is_named_in_one_line(
     assert message.startswith("part 1 of 2: ") and "(part 1 of 2) is in use by another deepsynth run" in message
     assert f"pid {os.getpid()} " in message and "\n" not in message and "Ray" not in message
     assert "choose another --out" in refused.value.hint
+    # The other part stopped (or finished) before the error came back: its lock is free, no half-written shard.
+    with processes.output_lock(out / "corpus", 0, 2):
+        assert not list((out / "corpus").rglob("*.partial"))
 
     path.write_text(path.read_text() + "{not json\n")
     with pytest.raises(DatasetError) as bad:
