@@ -163,8 +163,25 @@ def run(cfg: GenerateConfig, on_event: EventSink | None = None, settings: Settin
             dataset.font_size = source_cfg.render.font_size
             dataset.target_compression = cfg.render.target_compression
             report.datasets.append(dataset)
+            report.notes += _empty_carvings(dataset, Holdout.of(cfg.holdout))
     report.seconds = time.perf_counter() - started
     return report
+
+
+def _empty_carvings(dataset: DatasetReport, holdout: Holdout | None) -> list[str]:
+    """A warning for each split `--holdout` asked for that got no row (a small file, a small fraction)."""
+    if holdout is None:
+        return []
+    rows = sum(split.rows for split in dataset.splits.values())
+    notes = []
+    for name, share in (("validation", holdout.validation), ("test", holdout.test)):
+        split = dataset.splits.get(name)
+        if share > 0 and (split is None or split.rows == 0):
+            notes.append(
+                f"{dataset.dataset}/{name}: --holdout carved no rows ({share:g} of {rows} row(s) is about "
+                f"{share * rows:.2g}): raise its fraction or use a larger file"
+            )
+    return notes
 
 
 def _generate_dataset(

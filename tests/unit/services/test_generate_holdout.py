@@ -115,3 +115,16 @@ def test_cli_holdout_flag_and_its_one_line_error(make_jsonl: Callable[..., Path]
     assert set(splits) == {"train", "validation", "test"} and sum(splits.values()) == 120
     bad = runner.invoke(app, [*common, "--holdout", "0.7,0.4"])
     assert bad.exit_code == 2 and "holdout 0.7,0.4" in bad.output and "summing below 1" in bad.output
+
+
+def test_a_carved_split_that_gets_no_row_is_a_warning(generate_cfg: MakeCfg, make_jsonl: Callable[..., Path]) -> None:
+    rows = [{"text": f"Report {n}: " + " ".join(f"w{n}x{k}" for k in range(12)), "summary": f"About {n} here."}
+            for n in range(4)]  # fmt: skip
+    path = make_jsonl(rows, name="tiny/notes.jsonl")
+    report = generate.run(generate_cfg([str(path)], holdout=(0.01, 0.01), render=TINY))
+    carved = {name: split.rows for name, split in report.datasets[0].splits.items()}
+    assert sum(carved.values()) == 4 and not carved.get("validation") and not carved.get("test")
+    warnings = report.warnings()
+    expected = "notes/validation: --holdout carved no rows (0.01 of 4 row(s) is about 0.04)"
+    assert any(expected in line for line in warnings), warnings
+    assert any("notes/test: --holdout carved no rows" in line for line in warnings), warnings
