@@ -108,21 +108,13 @@ def main() -> None:
     per_part = 6 if args.quick else 12
     repeats = 1 if args.quick else 3
 
-    os.environ["HF_HUB_DISABLE_XET"] = "1"
-    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        os.environ["HF_HOME"] = str(root / "hf-home")
+        from tests.support.hub_fixture import pointed_at
         from tests.support.hub_server import HubServer
 
-        with HubServer(root / "hub") as server:
-            os.environ["HF_ENDPOINT"] = server.endpoint
-            os.environ["HF_TOKEN"] = server.token
-            from huggingface_hub import constants
-
-            constants.ENDPOINT = server.endpoint
-            constants.HUGGINGFACE_CO_URL_TEMPLATE = server.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        with HubServer(root / "hub") as server, pointed_at(server, root / "hf-home"):
             for parts in counts:
                 made = make_shards(root / f"shards-{parts}", parts, per_part)
                 runs: dict[str, list[dict[str, float]]] = {"shared": [], "per part": []}

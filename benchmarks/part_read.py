@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import re
 import statistics
 import sys
 import tempfile
@@ -90,40 +88,14 @@ def _schemes(
     return figures
 
 
-def _served(server: Any, sizes: dict[str, int]) -> Callable[[], int]:
-    def count() -> int:
-        total = 0
-        for request in list(server.requests):
-            name = next((name for name in sizes if request.path.endswith("/" + name)), None)
-            if request.method != "GET" or name is None or "/resolve/" not in request.path:
-                continue
-            match = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("range", ""))
-            if match is None:
-                total += sizes[name]
-            elif match.group(1) == "":
-                total += min(int(match.group(2)), sizes[name])
-            else:
-                last = min(int(match.group(2)) if match.group(2) else sizes[name] - 1, sizes[name] - 1)
-                total += last - int(match.group(1)) + 1
-        return total
-
-    return count
-
-
 def _hub(folder: Path, tmp: Path, parts: int, repeats: int) -> dict[str, Any]:
     """The same Parquet files as a Hub dataset repo of the loopback Hub, read as `deepsynth generate user/repo`."""
-    os.environ.update(
-        {"HF_HUB_DISABLE_XET": "1", "HF_HUB_DISABLE_TELEMETRY": "1", "HF_HOME": str(tmp / "hf-home"),
-         "HF_HUB_DISABLE_PROGRESS_BARS": "1", "HF_HUB_OFFLINE": "0", "HF_DATASETS_OFFLINE": "0"}
-    )  # fmt: skip
+    from tests.support.hub_fixture import pointed_at
     from tests.support.hub_server import HubServer
 
-    with HubServer(tmp / "hub") as server:
-        os.environ["HF_ENDPOINT"], os.environ["HF_TOKEN"] = server.endpoint, server.token
-        import datasets  # read HF_ENDPOINT at import: after the server is up
+    with HubServer(tmp / "hub") as server, pointed_at(server, tmp / "hf-home"):
         from huggingface_hub import HfApi
 
-        datasets.config.USE_PARQUET_EXPORT = False  # the export lookup would go to datasets-server.<host>
         from deepsynth_cli.data.sources import open_source
 
         repo = f"{server.user}/bench"
@@ -131,7 +103,7 @@ def _hub(folder: Path, tmp: Path, parts: int, repeats: int) -> dict[str, Any]:
         api.create_repo(repo, repo_type="dataset")
         api.upload_folder(folder_path=folder, path_in_repo="data", repo_id=repo, repo_type="dataset")
         sizes = {f"data/{path.name}": path.stat().st_size for path in folder.glob("*.parquet")}
-        counter = _served(server, sizes)
+        counter = partial(server.bytes_served, sizes)
 
         def make_source() -> Any:
             source = open_source(repo, text_column="text", summary_column="summary")

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -28,17 +27,9 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.machine_info import cpu_model, usable_cores  # noqa: E402
+
 PAGE_BYTES = 120_000  # a 1024 px PNG page of text is 100-190 KB (shared/notes/rendering.md)
-
-
-def _cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def make_shards(folder: Path, count: int) -> list[tuple[Path, object]]:
@@ -112,20 +103,12 @@ def main() -> None:
     count = 100 if args.quick else 1000
     baseline_count = 100 if args.quick else 200  # one commit per shard is slow: time a sample, scale per 1k
 
-    os.environ["HF_HUB_DISABLE_XET"] = "1"
-    os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(tmp)
-        os.environ["HF_HOME"] = str(root / "hf-home")
+        from tests.support.hub_fixture import pointed_at
         from tests.support.hub_server import HubServer
 
-        with HubServer(root / "hub") as server:
-            os.environ["HF_ENDPOINT"] = server.endpoint
-            os.environ["HF_TOKEN"] = server.token
-            from huggingface_hub import constants
-
-            constants.ENDPOINT = server.endpoint
-            constants.HUGGINGFACE_CO_URL_TEMPLATE = server.endpoint + "/{repo_id}/resolve/{revision}/{filename}"
+        with HubServer(root / "hub") as server, pointed_at(server, root / "hf-home"):
             shard_files = make_shards(root / "shards", count)
             runs: dict[str, list[dict[str, float]]] = {"deepsynth (8 per commit)": [], "one commit per shard": []}
             for repeat in range(args.repeats):
@@ -163,7 +146,7 @@ def main() -> None:
         json.dumps(
             {
                 "benchmark": "upload",
-                "machine": {"cpu": _cpu(), "cores": os.cpu_count()},
+                "machine": {"cpu": cpu_model(), "cores": usable_cores()},
                 "huggingface_hub": huggingface_hub.__version__,
                 "shard_bytes": PAGE_BYTES,
                 "results": results,

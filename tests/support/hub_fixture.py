@@ -12,6 +12,7 @@ and the constants (for this process), and restores both afterwards.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -106,12 +107,25 @@ def hub_env(hub_server: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPat
 
     Use `token=False` on a client call (or `monkeypatch.delenv("HF_TOKEN")`) to act anonymously.
     """
+    home = tmp_path / "hf-hub-env"
+    home.mkdir()
+    yield from _point_clients(hub_server, home, monkeypatch)
+
+
+@contextmanager
+def pointed_at(server: HubServer, home: Path) -> Iterator[HubEnv]:
+    """`hub_env` outside pytest (the benchmarks): the real clients talk to `server`, caches under `home`, until
+    the block ends."""
+    home.mkdir(parents=True, exist_ok=True)
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        yield from _point_clients(server, home, monkeypatch)
+
+
+def _point_clients(hub_server: HubServer, home: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[HubEnv]:
     import datasets
     from huggingface_hub import constants, hf_api
     from huggingface_hub.utils import _http as hf_http
 
-    home = tmp_path / "hf-hub-env"
-    home.mkdir()
     for name, value in _environ(hub_server.endpoint, hub_server.token, home).items():
         monkeypatch.setenv(name, value)
     # Read when HF_TOKEN is unset: a test that goes anonymous must not pick up a developer's real token.

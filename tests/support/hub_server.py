@@ -492,6 +492,25 @@ class HubServer:
     def requests_to(self, method: str, path_regex: str) -> list[RecordedRequest]:
         return [r for r in self.requests if r.method == method.upper() and re.search(path_regex, r.path)]
 
+    def bytes_served(self, sizes: dict[str, int], since: int = 0) -> int:
+        """Bytes of the files in `sizes` (path in repo -> size) the server sent since request number `since`:
+        each GET of one by `/resolve/` counts the range it asked for (clipped to the file), or the whole file."""
+        total = 0
+        for request in self.requests[since:]:
+            name = next((name for name in sizes if request.path.endswith("/" + name)), None)
+            if request.method != "GET" or name is None or "/resolve/" not in request.path:
+                continue
+            size = sizes[name]
+            match = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("range", ""))
+            if match is None:
+                total += size
+            elif match.group(1) == "":  # a suffix: the last N bytes
+                total += min(int(match.group(2)), size)
+            else:
+                last = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
+                total += last - int(match.group(1)) + 1
+        return total
+
     def authorization_headers(self) -> list[str | None]:
         """The Authorization header of every request so far (None where none was sent)."""
         return [r.authorization for r in self.requests]

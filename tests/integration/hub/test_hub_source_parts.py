@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import random
-import re
 from pathlib import Path
 from typing import Any
 
@@ -54,24 +53,6 @@ def _publish(tmp_path: Path, files: dict[str, list[dict[str, Any]]], row_group_s
     return sizes
 
 
-def _served_bytes(hub: HubEnv, sizes: dict[str, int], since: int) -> int:
-    """Bytes of the Parquet files the server sent since request number `since` (ranges as asked, else the file)."""
-    total = 0
-    for request in hub.server.requests[since:]:
-        name = next((name for name in sizes if request.path.endswith("/" + name)), None)
-        if request.method != "GET" or name is None or "/resolve/" not in request.path:
-            continue
-        match = re.fullmatch(r"bytes=(\d*)-(\d*)", request.headers.get("range", ""))
-        if match is None:
-            total += sizes[name]
-        elif match.group(1) == "":
-            total += min(int(match.group(2)), sizes[name])
-        else:
-            last = int(match.group(2)) if match.group(2) else sizes[name] - 1
-            total += min(last, sizes[name] - 1) - int(match.group(1)) + 1
-    return total
-
-
 def test_bare_hub_id_reads_a_language_per_row(hub_env: HubEnv, tmp_path: Path) -> None:
     _publish(tmp_path, {"data/train-00000-of-00001.parquet": _rows(0, 8)})
     auto = open_source(REPO, text_column="body", summary_column="tldr")
@@ -108,7 +89,7 @@ def test_parts_read_only_their_row_groups_from_the_hub(hub_env: HubEnv, tmp_path
                 assert part.rows == len(documents) == 128 // count
             union += documents
             if count == 4:
-                read.append(_served_bytes(hub_env, sizes, before))
+                read.append(hub_env.server.bytes_served(sizes, before))
         # Contiguous ranges: parts one after another are the split in order, ids and languages included.
         assert union == whole, count
     # Footers of both files (64 KiB each), then the row groups of a quarter of the rows and only the columns used
